@@ -1,0 +1,5 @@
+"""``python -m pyoci``: the command line."""
+
+from pyoci.cli.main import main
+
+main()

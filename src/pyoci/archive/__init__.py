@@ -1,0 +1,1 @@
+"""Reading docker-archives (``docker save``, ``podman save``, skopeo, Nix) in one streaming pass."""

@@ -1,0 +1,288 @@
+"""One streaming pass over a docker-archive: every layer is hashed and compressed as it goes past.
+
+``manifest.json`` may come first or last (``docker save`` and Nix put it last), so each member that
+may be a layer is staged through the layer pipeline into a temporary blob the moment it streams
+past, and matched to the manifest at the end; members nothing references are discarded.
+
+Shapes read (Docker's ``image/spec/v1.2`` save format and what other tools write):
+
+* legacy ``docker save``: ``<id>/layer.tar``, ``<id>/json``, ``VERSION``, ``repositories``, with
+  duplicate layers as tar symlinks or hard links, possibly before their target;
+* skopeo/podman: ``<digest>.tar`` layers, ``<digest>.json`` config;
+* Docker 25+: an OCI layout beside ``manifest.json`` (``manifest.json`` and the config are the truth);
+* containerd-store archives whose layer blobs are gzip or zstd compressed;
+* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (``tarfile``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import posixpath
+import tarfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, cast
+
+import zstandard
+
+from pyoci.errors import ArchiveError, FormatError, PyociError
+from pyoci.layout.store import MAX_DOCUMENT_SIZE, BlobWriter, ImageLayout
+from pyoci.manifest import load_json
+from pyoci.pipeline import LayerOptions, LayerResult, transcode_layer
+from pyoci.progress import NoProgress, Progress
+from pyoci.streams import PrefixedReader, Readable, read_exactly_head
+
+MANIFEST_FILE = "manifest.json"
+SMALL_MEMBER = 4096
+"""Members up to this many bytes are kept in memory and staged only if referenced."""
+
+_SNIFF = 512
+_MAX_LINKS = 40
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    """One entry of ``manifest.json``.
+
+    Attributes:
+        position: the entry's index (what ``docker-archive:PATH:@N`` selects).
+        config: the archive path of the config member.
+        layers: archive paths of the layer members, base layer first.
+        repo_tags: the ``RepoTags`` (possibly empty).
+    """
+
+    position: int
+    config: str
+    layers: tuple[str, ...]
+    repo_tags: tuple[str, ...]
+
+    def label(self) -> str:
+        """``@N`` followed by the tags, for listings in messages."""
+        tags = ", ".join(self.repo_tags) if self.repo_tags else "untagged"
+        return f"@{self.position} ({tags})"
+
+
+@dataclass
+class StagedLayer:
+    """A layer written to a temporary blob, not yet in the layout.
+
+    Attributes:
+        writer: the temporary blob (commit it to add it to the layout).
+        result: its diff_id and media type.
+    """
+
+    writer: BlobWriter
+    result: LayerResult
+
+
+def normalize_member(name: str, where: str) -> str:
+    """Return an archive member path without ``./``, duplicate or trailing slashes.
+
+    Raises:
+        ArchiveError: the path climbs out of the archive with ``..``.
+    """
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ArchiveError(f"{where}: member {name!r} escapes the archive")
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+@dataclass
+class ScannedArchive:
+    """The result of one pass: small documents in memory, staged layers, and links.
+
+    Attributes:
+        name: the archive's display name (a path, or ``stdin``).
+        documents: member path -> bytes, for members kept in memory (JSON and tiny files).
+        staged: member path -> staged layer, for members streamed through the pipeline.
+        links: member path -> target member path (symlinks resolved against their directory).
+    """
+
+    name: str
+    layout: ImageLayout
+    options: LayerOptions
+    documents: dict[str, bytes] = field(default_factory=dict)
+    staged: dict[str, StagedLayer] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, path: str) -> str:
+        """Follow links from ``path`` to a regular member.
+
+        Raises:
+            ArchiveError: the member is absent, a link dangles, loops, or escapes the archive.
+        """
+        current = normalize_member(path, self.name)
+        for _ in range(_MAX_LINKS):
+            if current in self.documents or current in self.staged:
+                return current
+            target = self.links.get(current)
+            if target is None:
+                if current == normalize_member(path, self.name):
+                    raise ArchiveError(f"{self.name}: member {path!r} is missing from the archive")
+                raise ArchiveError(f"{self.name}: link {path!r} points to missing member {current!r}")
+            current = target
+        raise ArchiveError(f"{self.name}: link {path!r} loops")
+
+    def document(self, path: str) -> bytes:
+        """Return the bytes of a small member (a config or ``manifest.json``).
+
+        Raises:
+            ArchiveError: the member is absent, or too large to be a JSON document.
+        """
+        member = self.resolve(path)
+        data = self.documents.get(member)
+        if data is None:
+            raise ArchiveError(f"{self.name}: member {path!r} is not a JSON document")
+        return data
+
+    def layer(self, path: str, progress: Progress | None = None) -> StagedLayer:
+        """Return the staged layer of ``path``, staging a small in-memory member now.
+
+        Raises:
+            ArchiveError: as :meth:`resolve`, or the layer data is corrupt.
+        """
+        member = self.resolve(path)
+        staged = self.staged.get(member)
+        if staged is None:
+            data = self.documents[member]
+            staged = _stage(self.layout, io.BytesIO(data), len(data), member, self, progress)
+            self.staged[member] = staged
+        return staged
+
+    def images(self) -> list[ArchiveImage]:
+        """Parse ``manifest.json``.
+
+        Raises:
+            ArchiveError: it is absent, not valid JSON, or not a list of ``{Config, Layers, RepoTags}``.
+        """
+        if MANIFEST_FILE not in self.documents and MANIFEST_FILE not in self.links:
+            raise ArchiveError(f"{self.name}: no {MANIFEST_FILE}: not a docker-archive")
+        where = f"{self.name}: {MANIFEST_FILE}"
+        try:
+            entries = load_json(self.document(MANIFEST_FILE), where)
+        except FormatError as exc:
+            raise ArchiveError(str(exc)) from exc
+        if not isinstance(entries, list) or not entries:
+            raise ArchiveError(f"{where}: expected a non-empty list of images")
+        return [_parse_entry(i, entry, where) for i, entry in enumerate(entries)]
+
+    def discard(self, keep: set[str] | None = None) -> None:
+        """Remove every staged temporary blob except those of the members in ``keep``."""
+        for member, staged in self.staged.items():
+            if keep is None or member not in keep:
+                staged.writer.abort()
+
+
+def _parse_entry(position: int, entry: Any, where: str) -> ArchiveImage:
+    if not isinstance(entry, Mapping):
+        raise ArchiveError(f"{where}: entry {position} is not an object")
+    config, layers, tags = entry.get("Config"), entry.get("Layers") or [], entry.get("RepoTags") or []
+    if not isinstance(config, str) or not config:
+        raise ArchiveError(f"{where}: entry {position} has no 'Config' path")
+    if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+        raise ArchiveError(f"{where}: entry {position}: 'Layers' is not a list of paths")
+    if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
+        raise ArchiveError(f"{where}: entry {position}: 'RepoTags' is not a list of names")
+    return ArchiveImage(position, config, tuple(layers), tuple(tags))
+
+
+def _stage(
+    layout: ImageLayout,
+    source: Readable,
+    size: int,
+    member: str,
+    archive: ScannedArchive,
+    progress: Progress | None,
+) -> StagedLayer:
+    progress = progress or NoProgress()
+    writer = layout.new_blob()
+    progress.start(member, size)
+    try:
+        result = transcode_layer(source, writer, archive.options, f"{archive.name}: {member}", progress)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        progress.finish()
+    return StagedLayer(writer, result)
+
+
+def _is_document(head: bytes, size: int) -> bool:
+    return size <= SMALL_MEMBER or (size <= MAX_DOCUMENT_SIZE and head.lstrip()[:1] in (b"{", b"["))
+
+
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zstandard.ZstdError)
+
+
+@contextlib.contextmanager
+def scan(
+    stream: Readable,
+    name: str,
+    layout: ImageLayout,
+    options: LayerOptions,
+    progress: Progress | None = None,
+) -> Iterator[ScannedArchive]:
+    """Read the whole archive ``stream`` once; yield what it holds.
+
+    Staged layers are temporary blobs in ``layout``; on leaving the context every staged blob the
+    caller did not commit is removed.
+
+    Args:
+        stream: the decompressed archive bytes (see :func:`pyoci.archive.source.open_archive`).
+        name: the archive's name for messages.
+        layout: where layers are staged.
+        options: layer output options.
+        progress: receives per-layer byte counts.
+
+    Raises:
+        ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes.
+    """
+    archive = ScannedArchive(name, layout, options)
+    try:
+        try:
+            with tarfile.open(fileobj=cast(BinaryIO, stream), mode="r|", bufsize=1 << 20) as tar:
+                for member in tar:
+                    _take(archive, tar, member, progress)
+        except PyociError:
+            raise
+        except _READ_ERRORS as exc:
+            raise ArchiveError(f"{name}: not a readable tar archive (truncated or corrupt): {exc}") from exc
+        yield archive
+    finally:
+        archive.discard({m for m, s in archive.staged.items() if s.writer.committed})
+
+
+def _take(archive: ScannedArchive, tar: tarfile.TarFile, member: tarfile.TarInfo, progress: Progress | None) -> None:
+    name = normalize_member(member.name, archive.name)
+    if not name or member.isdir():
+        return
+    previous = archive.staged.pop(name, None)
+    if previous is not None:
+        previous.writer.abort()
+    archive.documents.pop(name, None)
+    archive.links.pop(name, None)
+    if member.issym():
+        if member.linkname.startswith("/"):
+            raise ArchiveError(f"{archive.name}: symlink {member.name!r} points outside the archive")
+        target = posixpath.join(posixpath.dirname(name), member.linkname)
+        archive.links[name] = normalize_member(target, archive.name)
+    elif member.islnk():
+        archive.links[name] = normalize_member(member.linkname, archive.name)
+    elif member.isfile():
+        data = tar.extractfile(member)
+        assert data is not None  # a regular file always has data
+        head = read_exactly_head(data, min(member.size, _SNIFF))
+        if _is_document(head, member.size):
+            archive.documents[name] = head + data.read()
+        else:
+            reader = PrefixedReader(head, data)
+            archive.staged[name] = _stage(archive.layout, reader, member.size, name, archive, progress)

@@ -1,0 +1,1 @@
+"""The ``pyoci`` command line: a thin layer of click commands over the library."""

@@ -1,0 +1,134 @@
+"""Entry point: the ``pyoci`` click group and its single error boundary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from pyoci.cli.progress import make_progress
+from pyoci.compression import Compression
+from pyoci.convert import ConvertResult, convert
+from pyoci.errors import PyociError
+from pyoci.pipeline import LayerOptions
+from pyoci.verify import verify
+
+
+class _Group(click.Group):
+    """Turns every :class:`PyociError` into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PyociError as exc:
+            click.echo(f"pyoci: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("pyoci: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pyoci", prog_name="pyoci")
+def main() -> None:
+    """Convert, verify, merge and publish OCI container images without a daemon."""
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+def _convert_json(result: ConvertResult) -> dict[str, Any]:
+    return {
+        "destination": str(result.destination),
+        "images": [
+            {
+                "manifest": image.manifest.to_json(),
+                "config": image.config.to_json(),
+                "layers": [layer.to_json() for layer in image.layers],
+                "diff_ids": [str(d) for d in image.diff_ids],
+                "tags": list(image.tags),
+                "repo_tags": list(image.source.repo_tags),
+            }
+            for image in result.images
+        ],
+    }
+
+
+@main.command("convert")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--tag", help="Tag (ref.name) for the image when DESTINATION has none.")
+@click.option("--all", "all_images", is_flag=True, help="Convert every image in the archive.")
+@click.option(
+    "--compression",
+    type=click.Choice([c.value for c in Compression]),
+    default="gzip",
+    show_default=True,
+    help="Layer compression written.",
+)
+@click.option(
+    "--level", type=int, help="Compression level on the codec's own scale: gzip 0-3 (default 2), zstd 1-19 (default 3)."
+)
+@click.option(
+    "--threads", type=int, default=0, help="Compression threads (default: all cores); the output does not depend on it."
+)
+@click.option("--recompress", is_flag=True, help="Re-compress layers that already arrive in the requested compression.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def convert_command(
+    source: str,
+    destination: str,
+    tag: str | None,
+    all_images: bool,
+    compression: str,
+    level: int | None,
+    threads: int,
+    recompress: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Convert a docker-archive into an OCI image layout.
+
+    SOURCE is a docker-archive file (plain, gzip or zstd), '-' for stdin, or
+    docker-archive:PATH[:NAME:TAG|:@N]. DESTINATION is a directory, oci:DIR[:TAG] or
+    oci-archive:FILE[:TAG]. Prints the manifest digest of each image written.
+    """
+    options = LayerOptions(Compression(compression), level, threads, recompress)
+    result = convert(
+        source, destination, tag=tag, all_images=all_images, options=options, progress=make_progress(quiet)
+    )
+    if as_json:
+        _emit_json(_convert_json(result))
+    else:
+        for image in result.images:
+            click.echo(str(image.manifest.digest))
+
+
+@main.command("verify")
+@click.argument("layout")
+@click.option(
+    "--schemas", type=click.Path(file_okay=False), help="Directory of the OCI JSON schemas to validate against."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
+    """Check everything reachable from a layout's index.json (LAYOUT or oci:LAYOUT[:TAG]).
+
+    Reports every problem found; exits 1 when there is any.
+    """
+    report = verify(layout, schemas_dir=schemas)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        for problem in report.problems:
+            click.echo(f"problem: {problem}")
+        click.echo(
+            f"{report.layout}: {report.blobs_checked} blobs checked, {len(report.problems)} problems",
+            err=True,
+        )
+    if report.problems:
+        sys.exit(1)

@@ -1,0 +1,42 @@
+"""tqdm progress bars on stderr for the library's :class:`~pyoci.progress.Progress` protocol."""
+
+from __future__ import annotations
+
+import sys
+from typing import Never
+
+from tqdm import tqdm
+
+from pyoci.progress import NoProgress, Progress
+
+
+class TqdmProgress:
+    """One tqdm bar (bytes) per blob, on stderr."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Never] | None = None
+
+    def start(self, name: str, total: int) -> None:
+        """Open a bar for ``name``."""
+        label = name if len(name) <= 40 else "..." + name[-37:]
+        self._bar = tqdm(
+            total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, leave=False, file=sys.stderr
+        )
+
+    def advance(self, count: int) -> None:
+        """Advance the bar by ``count`` bytes."""
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def finish(self) -> None:
+        """Close the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_progress(quiet: bool) -> Progress:
+    """Bars when stderr is a terminal and ``quiet`` is false; otherwise nothing."""
+    if quiet or not sys.stderr.isatty():
+        return NoProgress()
+    return TqdmProgress()

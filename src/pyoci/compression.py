@@ -1,0 +1,178 @@
+"""Layer compression codecs with pinned, deterministic settings, and detection by magic bytes.
+
+gzip is written by ISA-L (``isal``) in pigz-style independent 1 MiB blocks, each primed with the
+previous block's last 32 KiB as a dictionary and ended by a sync flush; the gzip header has mtime 0,
+no file name and OS byte 255 (RFC 1952). zstd is written by libzstd (``zstandard``) in its
+multi-threaded mode even for one thread, because single-threaded mode writes different bytes, and with
+the content size left out (the size of a stream is not known in advance). With a fixed block size and
+the pinned library versions, the bytes do not depend on the thread count or on how the input was
+chunked.
+
+Levels are each codec's own scale: gzip (ISA-L) 0-3, zstd 1-19.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from typing import BinaryIO, Protocol, cast
+
+import zstandard
+from isal import igzip_threaded
+
+from pyoci.errors import FormatError
+from pyoci.streams import Readable, Sink
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAGIC_LENGTH = 4
+GZIP_BLOCK_SIZE = 1 << 20
+"""Input bytes per independently compressed gzip block; part of what decides the output bytes."""
+
+ZSTD_JOB_SIZE = 4 << 20
+"""zstd multi-threaded job size in bytes: bounds memory per worker; part of what decides the bytes."""
+
+
+class Compression(enum.Enum):
+    """The compression of a byte stream (a layer blob or a whole archive)."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @property
+    def levels(self) -> range:
+        """The levels this codec accepts (empty for NONE)."""
+        return _LEVELS[self]
+
+    @property
+    def default_level(self) -> int | None:
+        """The level used when none is given (None for NONE)."""
+        return _DEFAULT_LEVEL[self]
+
+
+_LEVELS = {Compression.NONE: range(0), Compression.GZIP: range(0, 4), Compression.ZSTD: range(1, 20)}
+_DEFAULT_LEVEL = {Compression.NONE: None, Compression.GZIP: 2, Compression.ZSTD: 3}
+
+
+def detect(head: bytes) -> Compression:
+    """Return the compression whose magic number starts ``head`` (its first 4 or more bytes).
+
+    gzip is ``1f 8b`` (RFC 1952), zstd is ``28 b5 2f fd`` (RFC 8878); anything else is NONE.
+    """
+    if head.startswith(GZIP_MAGIC):
+        return Compression.GZIP
+    if head.startswith(ZSTD_MAGIC):
+        return Compression.ZSTD
+    return Compression.NONE
+
+
+def check_level(compression: Compression, level: int | None) -> int | None:
+    """Return ``level`` (or the codec's default when None) after checking it is on the codec's scale.
+
+    Raises:
+        FormatError: the level is outside the codec's range, or given for NONE.
+    """
+    if level is None:
+        return compression.default_level
+    if level not in compression.levels:
+        if compression is Compression.NONE:
+            raise FormatError("--level: no level applies to uncompressed output")
+        levels = compression.levels
+        raise FormatError(f"--level {level}: {compression.value} levels are {levels.start}..{levels.stop - 1}")
+    return level
+
+
+class Writer(Protocol):
+    """The part of a binary file a compressing writer offers."""
+
+    def write(self, data: bytes, /) -> int:
+        """Compress and write ``data``."""
+        ...
+
+    def close(self) -> None:
+        """Flush all output; the sink is left open."""
+        ...
+
+
+class _Passthrough:
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes, /) -> int:
+        return self._sink.write(data)
+
+    def close(self) -> None:
+        pass
+
+
+class _Rechunker:
+    """Hands the codec exactly ``block`` bytes per write, so output cannot depend on input chunking."""
+
+    def __init__(self, inner: BinaryIO, block: int) -> None:
+        self._inner = inner
+        self._block = block
+        self._pending = bytearray()
+
+    def write(self, data: bytes, /) -> int:
+        if not self._pending and len(data) == self._block:
+            self._inner.write(data)
+            return len(data)
+        self._pending += data
+        while len(self._pending) >= self._block:
+            self._inner.write(bytes(self._pending[: self._block]))
+            del self._pending[: self._block]
+        return len(data)
+
+    def close(self) -> None:
+        if self._pending:
+            self._inner.write(bytes(self._pending))
+            self._pending.clear()
+        self._inner.close()
+
+
+def open_writer(compression: Compression, sink: Sink, level: int | None, threads: int) -> Writer:
+    """Return a writer that compresses into ``sink`` (left open on close).
+
+    Args:
+        compression: the codec.
+        sink: binary file object receiving compressed bytes.
+        level: codec level (see :func:`check_level`); None for the default.
+        threads: worker threads for the codec, >= 1; does not change the bytes.
+    """
+    level = check_level(compression, level)
+    threads = max(1, threads)
+    if compression is Compression.GZIP:
+        raw = igzip_threaded.open(  # type: ignore[no-untyped-call]
+            sink, "wb", compresslevel=level, threads=threads, block_size=GZIP_BLOCK_SIZE
+        )
+        return _Rechunker(raw, GZIP_BLOCK_SIZE)
+    if compression is Compression.ZSTD:
+        assert level is not None  # check_level gives zstd its default
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=threads, job_size=ZSTD_JOB_SIZE, write_content_size=False, write_checksum=False
+        )
+        compressor = zstandard.ZstdCompressor(compression_params=params)
+        return cast(Writer, compressor.stream_writer(cast(BinaryIO, sink), closefd=False, write_return_read=True))
+    return _Passthrough(sink)
+
+
+def open_reader(compression: Compression, source: Readable) -> Readable:
+    """Return a file object that reads the decompressed bytes of ``source``.
+
+    gzip streams of several members (as pigz and pyoci write) and zstd streams of several frames
+    are read whole. Errors in the compressed data surface as exceptions from ``read`` (OSError,
+    EOFError, ``zstandard.ZstdError``); callers turn them into :class:`~pyoci.errors.ArchiveError`.
+    """
+    if compression is Compression.GZIP:
+        return cast(Readable, igzip_threaded.open(source, "rb", threads=1))  # type: ignore[no-untyped-call]
+    if compression is Compression.ZSTD:
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, source), read_across_frames=True, closefd=False
+        )
+        return io.BufferedReader(reader, buffer_size=1 << 20)
+    return source
+
+
+DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zstandard.ZstdError)
+"""Exceptions the readers of :func:`open_reader` raise on corrupt or truncated compressed data."""

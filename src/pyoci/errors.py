@@ -1,0 +1,55 @@
+"""The exception tree of pyoci.
+
+Every error pyoci raises for bad input or a failed operation derives from :class:`PyociError`;
+the command line turns it into one line on stderr and a non-zero exit status::
+
+    PyociError
+     +-- FormatError            a reference, digest, platform, option or JSON document that does not parse
+     +-- ArchiveError           a docker-archive that cannot be read or is inconsistent
+     |    +-- DiffIDMismatchError   a layer whose sha256 differs from the config's diff_id
+     +-- LayoutError            an OCI image layout that cannot be read or written
+     |    +-- BlobNotFoundError     a descriptor whose blob is absent
+     |    +-- TagError              a tag that is missing or ambiguous in a layout
+     +-- DigestMismatchError    bytes whose digest or size differ from what was declared
+     +-- StreamNotConsumedError a stream result asked for before the stream was read to its end
+
+Messages are lower case, in the form ``"<what>: <why>"``, and name the file, member or reference.
+"""
+
+from __future__ import annotations
+
+
+class PyociError(Exception):
+    """Base class of every error pyoci reports to its user."""
+
+
+class FormatError(PyociError, ValueError):
+    """A reference, digest, platform, option value or JSON document does not parse."""
+
+
+class ArchiveError(PyociError):
+    """A docker-archive cannot be read, or its contents are inconsistent."""
+
+
+class DiffIDMismatchError(ArchiveError):
+    """A layer's uncompressed sha256 differs from the diff_id in the image config."""
+
+
+class LayoutError(PyociError):
+    """An OCI image layout cannot be read or written."""
+
+
+class BlobNotFoundError(LayoutError):
+    """A blob named by a descriptor is absent from the layout."""
+
+
+class TagError(LayoutError):
+    """A tag (``org.opencontainers.image.ref.name``) is missing or ambiguous in a layout."""
+
+
+class DigestMismatchError(PyociError):
+    """Bytes whose digest or size differ from the descriptor that declared them."""
+
+
+class StreamNotConsumedError(PyociError):
+    """A digest or size was asked of a stream before the stream was read to its end."""

@@ -1,0 +1,333 @@
+"""The OCI image layout (image-spec ``image-layout.md``): blobs, ``oci-layout`` and ``index.json``.
+
+Writes are atomic: every blob and index file is written to a temporary name inside the layout, then
+fsynced and renamed into place, so a failed or interrupted run never leaves a corrupt file and never
+damages what was there. Temporary names start with :data:`TEMP_PREFIX` and carry the writer's
+process ID, so ``gc`` can tell a live writer's file from a leftover.
+
+Concurrency between pyoci processes uses ``flock`` on the layout's own directories (no lock files):
+
+* writers hold a shared lock on ``blobs/`` from their first blob to their index update, and ``gc``
+  takes it exclusively, so ``gc`` never deletes a blob that a running writer has yet to reference;
+* each read-modify-write of ``index.json`` holds an exclusive lock on the layout root, so two
+  writers never lose each other's update. Locks are always taken in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from pyoci import mediatype
+from pyoci.descriptor import Descriptor
+from pyoci.digest import Digest, Digester
+from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError
+from pyoci.hashing import VerifyingReader
+from pyoci.manifest import Index, dump_json, load_json
+
+TEMP_PREFIX = ".pyoci-tmp-"
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+MAX_DOCUMENT_SIZE = 64 << 20
+"""Largest manifest, index or config pyoci reads into memory, in bytes."""
+
+
+def temp_name(directory: Path) -> Path:
+    """Return a fresh temporary path in ``directory`` carrying this process's ID."""
+    return directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, fsync, rename."""
+    tmp = temp_name(path.parent)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class BlobWriter:
+    """A blob being written: hashes and counts every byte on its way to a temporary file.
+
+    Use ``write`` (a binary sink for compressors), then :meth:`commit` to rename it into
+    ``blobs/<alg>/<encoded>`` or :meth:`abort` to remove it. Until committed, the layout is unchanged.
+    """
+
+    def __init__(self, layout: ImageLayout) -> None:
+        self._layout = layout
+        self.path = temp_name(layout.root)
+        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
+        self._digester = Digester()
+        self.closed = False
+        self.committed = False
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        """Hash and write ``data``; returns its length."""
+        self._digester.update(data)
+        self._file.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Flush buffered bytes to the temporary file."""
+        self._file.flush()
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._digester.size
+
+    def finish(self) -> Digest:
+        """Close the temporary file (fsynced) and return the digest of everything written."""
+        if not self.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self.closed = True
+            self._digester.finish()
+        return self._digester.digest
+
+    def commit(self, media_type: str, expected: Digest | None = None) -> Descriptor:
+        """Rename the blob into place and return its descriptor (digest and size from the bytes written).
+
+        Raises:
+            DigestMismatchError: ``expected`` was given and differs from the digest of the bytes.
+        """
+        digest = self.finish()
+        if expected is not None and expected != digest:
+            self.abort()
+            raise DigestMismatchError(f"blob {self.path.name}: digest: expected {expected}, got {digest}")
+        target = self._layout.blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, target)
+        self.committed = True
+        return Descriptor(media_type, digest, self._digester.size)
+
+    def abort(self) -> None:
+        """Remove the temporary file; safe to call more than once, a no-op once committed."""
+        if self.committed:
+            return
+        if not self.closed:
+            self._file.close()
+            self.closed = True
+        self.path.unlink(missing_ok=True)
+
+
+class ImageLayout:
+    """An OCI image layout directory.
+
+    Args:
+        root: the layout directory (holds ``oci-layout``, ``index.json`` and ``blobs/``).
+
+    Construct with :meth:`open` (must exist) or :meth:`create` / :func:`writing` (created if needed).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def open(cls, root: Path | str) -> ImageLayout:
+        """Open an existing layout.
+
+        Raises:
+            LayoutError: ``root`` has no ``oci-layout`` file with ``imageLayoutVersion`` 1.0.0, or no
+                ``index.json``.
+        """
+        layout = cls(Path(root))
+        marker = layout.root / LAYOUT_FILE
+        try:
+            data = marker.read_bytes()
+        except FileNotFoundError:
+            raise LayoutError(f"{layout.root}: not an OCI image layout (no {LAYOUT_FILE} file)") from None
+        except OSError as exc:
+            raise LayoutError(f"{layout.root}: cannot read {LAYOUT_FILE}: {exc.strerror}") from exc
+        try:
+            version = load_json(data, str(marker)).get("imageLayoutVersion")
+        except (FormatError, AttributeError):
+            version = None
+        if version != mediatype.OCI_LAYOUT_VERSION:
+            raise LayoutError(f"{marker}: imageLayoutVersion is not {mediatype.OCI_LAYOUT_VERSION}")
+        if not (layout.root / INDEX_FILE).is_file():
+            raise LayoutError(f"{layout.root}: not an OCI image layout (no {INDEX_FILE})")
+        return layout
+
+    @classmethod
+    def create(cls, root: Path | str) -> ImageLayout:
+        """Open the layout at ``root``, creating it (and parent directories) when absent.
+
+        Raises:
+            LayoutError: ``root`` exists, is not empty and is not an OCI image layout, or cannot be written.
+        """
+        path = Path(root)
+        if path.exists() and not path.is_dir():
+            raise LayoutError(f"{path}: exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()) and not (path / LAYOUT_FILE).exists():
+            raise LayoutError(f"{path}: directory is not empty and is not an OCI image layout")
+        try:
+            (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            if not (path / LAYOUT_FILE).exists():
+                write_atomic(path / LAYOUT_FILE, dump_json({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}))
+            layout = cls(path)
+            with layout.index_lock():
+                if not (path / INDEX_FILE).exists():
+                    write_atomic(path / INDEX_FILE, Index.build([]).raw)
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot create OCI image layout: {exc.strerror or exc}") from exc
+        return cls.open(path)
+
+    def blob_path(self, digest: Digest) -> Path:
+        """Return ``blobs/<algorithm>/<encoded>`` for ``digest``."""
+        return self.root / "blobs" / digest.algorithm / digest.encoded
+
+    def has_blob(self, digest: Digest) -> bool:
+        """True when the blob file exists (its content is not checked)."""
+        return self.blob_path(digest).is_file()
+
+    def new_blob(self) -> BlobWriter:
+        """Start writing a blob under a temporary name."""
+        return BlobWriter(self)
+
+    def put_blob(self, data: bytes, media_type: str) -> Descriptor:
+        """Write a small blob (a manifest, index or config) atomically and return its descriptor."""
+        writer = self.new_blob()
+        try:
+            writer.write(data)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.commit(media_type)
+
+    @contextlib.contextmanager
+    def blob_file(self, descriptor: Descriptor) -> Iterator[VerifyingReader]:
+        """Yield a :class:`VerifyingReader` over the blob of ``descriptor``.
+
+        Raises:
+            BlobNotFoundError: the blob file is absent.
+            DigestMismatchError: (from ``read``) the bytes differ from the descriptor.
+        """
+        path = self.blob_path(descriptor.digest)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"{self.root}: blob {descriptor.digest} is missing") from None
+        with f:
+            yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
+
+    def read_blob(self, descriptor: Descriptor) -> bytes:
+        """Read a whole blob of at most :data:`MAX_DOCUMENT_SIZE` bytes, verified.
+
+        Raises:
+            BlobNotFoundError: the blob file is absent.
+            DigestMismatchError: the bytes differ from the descriptor.
+            LayoutError: the descriptor's size is beyond :data:`MAX_DOCUMENT_SIZE`.
+        """
+        if descriptor.size > MAX_DOCUMENT_SIZE:
+            raise LayoutError(f"{self.root}: blob {descriptor.digest}: {descriptor.size} bytes is too large")
+        with self.blob_file(descriptor) as reader:
+            return reader.read_all()
+
+    def read_index(self) -> Index:
+        """Read and parse ``index.json``.
+
+        Raises:
+            LayoutError: it is missing, unreadable or not an image index.
+        """
+        path = self.root / INDEX_FILE
+        try:
+            return Index.parse(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot read: {exc.strerror}") from exc
+        except FormatError as exc:
+            raise LayoutError(str(exc)) from exc
+
+    def update_index(self, change: Callable[[list[Descriptor]], Sequence[Descriptor]]) -> Index:
+        """Replace ``index.json`` by ``change(current entries)``, under the index lock, atomically.
+
+        The index's own annotations are kept. Returns the index written.
+        """
+        with self.index_lock():
+            current = self.read_index()
+            new = Index.build(change(list(current.manifests)), current.annotations)
+            write_atomic(self.root / INDEX_FILE, new.raw)
+            fsync_dir(self.root)
+            return new
+
+    def sync(self) -> None:
+        """Make blob renames durable (fsync of the blob directory)."""
+        fsync_dir(self.root / "blobs" / "sha256")
+
+    @contextlib.contextmanager
+    def index_lock(self) -> Iterator[None]:
+        """Hold the exclusive lock that guards the read-modify-write of ``index.json``."""
+        with _flock(self.root, fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the shared lock of a writer, which keeps ``gc`` from running meanwhile."""
+        with _flock(self.root / "blobs", fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def gc_lock(self) -> Iterator[None]:
+        """Hold the exclusive lock of ``gc``: no writer is between its first blob and its index update."""
+        with _flock(self.root / "blobs", fcntl.LOCK_EX):
+            yield
+
+    def temp_files(self) -> list[Path]:
+        """Return pyoci temporary files left in the layout root, sorted."""
+        return sorted(p for p in self.root.glob(TEMP_PREFIX + "*"))
+
+
+@contextlib.contextmanager
+def _flock(directory: Path, operation: int) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, operation)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writing(root: Path | str) -> Iterator[ImageLayout]:
+    """Open or create the layout at ``root`` for a writer, holding the writer lock.
+
+    If the body raises and this call created the directory (or a parent of it), everything it
+    created is removed again, so a failed run leaves nothing behind.
+
+    Raises:
+        LayoutError: as :meth:`ImageLayout.create`.
+    """
+    path = Path(root).absolute()
+    top = path
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    created = top if not top.exists() else None
+    try:
+        layout = ImageLayout.create(path)
+        with layout.writer_lock():
+            yield layout
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise

@@ -1,0 +1,53 @@
+"""``oci-archive``: an OCI image layout stored as a tar file, written deterministically.
+
+Members are sorted by path, with mtime 0, owner 0:0 and no user or group names, so the same layout
+always gives the same tar bytes. The file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from pyoci.layout.store import TEMP_PREFIX, temp_name
+
+
+def _info(name: str, path: Path) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if path.is_dir():
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.size = path.stat().st_size
+        info.mode = 0o644
+    return info
+
+
+def write_layout_tar(layout_dir: Path, target: Path) -> None:
+    """Write the layout at ``layout_dir`` as a tar file at ``target`` (replaced atomically).
+
+    Temporary files of the layout (names starting with ``.pyoci-tmp-``) are left out.
+    """
+    paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith(TEMP_PREFIX))
+    tmp = temp_name(target.parent)
+    try:
+        with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in paths:
+                name = path.relative_to(layout_dir).as_posix()
+                info = _info(name, path)
+                if info.isdir():
+                    tar.addfile(info)
+                else:
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+            tar.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,141 @@
+"""The layer pipeline: read -> sha256 of the uncompressed stream -> compress -> sha256 -> write.
+
+Stages overlap on all cores without Python-level threads of our own: ``hashlib`` releases the GIL
+while hashing, ISA-L's threaded gzip writer compresses blocks in worker threads and hashes/writes its
+output from a writer thread, and libzstd's multi-threaded mode runs its own workers. Every buffer is
+bounded (1 MiB read chunks, one queued block per gzip worker, 4 MiB zstd jobs), so memory stays flat
+whatever the layer size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pyoci import compression, mediatype
+from pyoci.compression import Compression
+from pyoci.digest import Digest, Digester
+from pyoci.errors import ArchiveError
+from pyoci.layout.store import BlobWriter
+from pyoci.progress import NoProgress, Progress
+from pyoci.streams import CountingReader, PrefixedReader, Readable, TeeReader, read_exactly_head
+
+CHUNK_SIZE = 1 << 20
+"""Bytes read from the input per step."""
+
+
+def default_threads() -> int:
+    """The number of CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """How layers are written.
+
+    Attributes:
+        compression: output codec; default gzip.
+        level: codec level on its own scale (gzip 0-3, zstd 1-19); None for the default.
+        threads: codec worker threads (>= 1); the bytes written do not depend on it.
+        recompress: re-compress a layer that already arrives in the output codec.
+    """
+
+    compression: Compression = Compression.GZIP
+    level: int | None = None
+    threads: int = 0
+    recompress: bool = False
+
+    def __post_init__(self) -> None:
+        compression.check_level(self.compression, self.level)
+        if self.threads <= 0:
+            object.__setattr__(self, "threads", default_threads())
+
+    def keeps(self, input_compression: Compression) -> bool:
+        """True when a layer arriving with ``input_compression`` is copied byte for byte."""
+        return (
+            input_compression is self.compression
+            and input_compression is not Compression.NONE
+            and self.level is None
+            and not self.recompress
+        )
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """What a layer became.
+
+    Attributes:
+        diff_id: sha256 of the uncompressed tar stream.
+        media_type: the OCI layer media type matching the bytes written.
+        input_compression: the compression the layer arrived with.
+    """
+
+    diff_id: Digest
+    media_type: str
+    input_compression: Compression
+
+
+def transcode_layer(
+    source: Readable,
+    sink: BlobWriter,
+    options: LayerOptions,
+    where: str,
+    progress: Progress | None = None,
+) -> LayerResult:
+    """Stream one layer from ``source`` into ``sink``, hashing it before and after compression.
+
+    Args:
+        source: the layer as stored in the archive (plain tar, gzip or zstd; detected by magic bytes).
+        sink: the blob being written; it hashes the bytes written (the blob digest).
+        options: output codec, level, threads.
+        where: the layer's name for error messages.
+        progress: receives the count of ``source`` bytes consumed.
+
+    Returns:
+        The diff_id and the media type of the bytes written (the digest and size are the sink's).
+
+    Raises:
+        ArchiveError: the layer's compressed data is corrupt or truncated.
+    """
+    progress = progress or NoProgress()
+    counted = CountingReader(source, progress.advance)
+    head = read_exactly_head(counted, compression.MAGIC_LENGTH)
+    input_compression = compression.detect(head)
+    stream = PrefixedReader(head, counted)
+    try:
+        if options.keeps(input_compression):
+            diff = _hash_all(compression.open_reader(input_compression, TeeReader(stream, sink)))
+            written = input_compression
+        elif options.compression is Compression.NONE:
+            plain = compression.open_reader(input_compression, stream)
+            _copy(plain, sink)
+            sink.flush()
+            diff = sink.finish()
+            written = Compression.NONE
+        else:
+            plain = compression.open_reader(input_compression, stream)
+            digester = Digester()
+            writer = compression.open_writer(options.compression, sink, options.level, options.threads)
+            try:
+                while chunk := plain.read(CHUNK_SIZE):
+                    digester.update(chunk)
+                    writer.write(chunk)
+            finally:
+                writer.close()
+            diff = digester.finish()
+            written = options.compression
+    except compression.DECODE_ERRORS as exc:
+        raise ArchiveError(f"{where}: corrupt {input_compression.value} layer data: {exc}") from exc
+    return LayerResult(diff, mediatype.layer_media_type(written), input_compression)
+
+
+def _hash_all(stream: Readable) -> Digest:
+    digester = Digester()
+    while chunk := stream.read(CHUNK_SIZE):
+        digester.update(chunk)
+    return digester.finish()
+
+
+def _copy(stream: Readable, sink: BlobWriter) -> None:
+    while chunk := stream.read(CHUNK_SIZE):
+        sink.write(chunk)
