@@ -180,16 +180,21 @@ class ImageLayout:
         path = Path(root)
         if path.exists() and not path.is_dir():
             raise LayoutError(f"{path}: exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()) and not (path / LAYOUT_FILE).exists():
-            raise LayoutError(f"{path}: directory is not empty and is not an OCI image layout")
         try:
-            (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-            if not (path / LAYOUT_FILE).exists():
-                write_atomic(path / LAYOUT_FILE, dump_json({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}))
+            path.mkdir(parents=True, exist_ok=True)
             layout = cls(path)
             with layout.index_lock():
-                if not (path / INDEX_FILE).exists():
+                if not (path / LAYOUT_FILE).exists():
+                    strangers = [
+                        p.name for p in path.iterdir() if p.name != "blobs" and not p.name.startswith(TEMP_PREFIX)
+                    ]
+                    if strangers:
+                        raise LayoutError(f"{path}: directory is not empty and is not an OCI image layout")
+                    (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
                     write_atomic(path / INDEX_FILE, Index.build([]).raw)
+                    # oci-layout last: its presence means the layout is complete
+                    write_atomic(path / LAYOUT_FILE, dump_json({"imageLayoutVersion": mediatype.OCI_LAYOUT_VERSION}))
+                (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LayoutError(f"{path}: cannot create OCI image layout: {exc.strerror or exc}") from exc
         return cls.open(path)
@@ -313,7 +318,8 @@ def writing(root: Path | str) -> Iterator[ImageLayout]:
     """Open or create the layout at ``root`` for a writer, holding the writer lock.
 
     If the body raises and this call created the directory (or a parent of it), everything it
-    created is removed again, so a failed run leaves nothing behind.
+    created is removed again, so a failed run leaves nothing behind (unless another process has
+    started writing into the new layout meanwhile).
 
     Raises:
         LayoutError: as :meth:`ImageLayout.create`.
@@ -328,6 +334,17 @@ def writing(root: Path | str) -> Iterator[ImageLayout]:
         with layout.writer_lock():
             yield layout
     except BaseException:
-        if created is not None:
+        if created is not None and _unused(path):
             shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _unused(path: Path) -> bool:
+    """True when the layout at ``path`` holds no image and no other process's temporary file."""
+    try:
+        layout = ImageLayout(path)
+        mine = f"{TEMP_PREFIX}{os.getpid()}-"
+        others = [p for p in layout.temp_files() if not p.name.startswith(mine)]
+        return not others and not layout.read_index().manifests
+    except (OSError, LayoutError):
+        return True

@@ -1,0 +1,208 @@
+"""Bad input: one clear line naming the file and the problem, exit 1, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from archives import config_for, docker_archive, layer_tar, simple_archive
+from conftest import FIXTURES, run_pyoci, snapshot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyoci import ArchiveError, FormatError, LayoutError, PyociError, convert
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.tar") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def assert_clean_failure(tmp_path: Path, source: Path | str, message: str, stdin: bytes | None = None) -> None:
+    out = tmp_path / "out"
+    existing = tmp_path / "existing"
+    convert(str(FIXTURES / "hello-amd64.tar"), str(existing))
+    before = snapshot(existing)
+    for dest in (out, existing):
+        proc = run_pyoci("convert", str(source), f"oci:{dest}:t", input=stdin, check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 1, err
+        assert "Traceback" not in err
+        assert err.startswith("pyoci: error: ") and err.count("\n") == 1, err
+        assert message in err, err
+        assert str(source) in err or (source == "-" and "stdin" in err), err
+    assert not out.exists()
+    assert snapshot(existing) == before
+
+
+def test_truncated_archive(tmp_path: Path) -> None:
+    data = (FIXTURES / "hello-amd64.tar").read_bytes()
+    assert_clean_failure(tmp_path, write(tmp_path, data[: len(data) // 3]), "truncated or corrupt")
+
+
+def test_truncated_gzip_archive(tmp_path: Path) -> None:
+    data = (FIXTURES / "hello-amd64.tar.gz").read_bytes()
+    assert_clean_failure(tmp_path, write(tmp_path, data[:-100]), "truncated or corrupt")
+
+
+def test_missing_manifest(tmp_path: Path) -> None:
+    layer = layer_tar({"a": b"x"})
+    path = write(tmp_path, docker_archive([("layer.tar", layer, None)]))
+    assert_clean_failure(tmp_path, path, "no manifest.json")
+
+
+def test_config_absent(tmp_path: Path) -> None:
+    layer = layer_tar({"a": b"x"})
+    manifest = json.dumps([{"Config": "missing.json", "RepoTags": None, "Layers": ["l.tar"]}]).encode()
+    path = write(tmp_path, docker_archive([("l.tar", layer, None), ("manifest.json", manifest, None)]))
+    assert_clean_failure(tmp_path, path, "member 'missing.json' is missing")
+
+
+def _with_link(target: str) -> bytes:
+    layer = layer_tar({"a": b"x" * 5000})
+    config = config_for([layer])
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": ["dir/layer.tar"]}]).encode()
+    return docker_archive(
+        [
+            ("real.tar", layer, None),
+            ("dir/layer.tar", None, target),
+            ("c.json", config, None),
+            ("manifest.json", manifest, None),
+        ]
+    )
+
+
+def test_dangling_symlink(tmp_path: Path) -> None:
+    assert_clean_failure(tmp_path, write(tmp_path, _with_link("../nowhere.tar")), "points to missing member")
+
+
+def test_looping_symlink(tmp_path: Path) -> None:
+    assert_clean_failure(tmp_path, write(tmp_path, _with_link("layer.tar")), "loops")
+
+
+def test_symlink_escaping(tmp_path: Path) -> None:
+    assert_clean_failure(tmp_path, write(tmp_path, _with_link("../../etc/passwd")), "escapes the archive")
+
+
+def test_member_name_escaping(tmp_path: Path) -> None:
+    layer = layer_tar({"a": b"x"})
+    path = write(tmp_path, docker_archive([("../evil.tar", layer, None)]))
+    assert_clean_failure(tmp_path, path, "escapes the archive")
+
+
+def test_layer_not_matching_diff_id(tmp_path: Path) -> None:
+    layer = layer_tar({"a": b"x" * 9000})
+    config = config_for([layer_tar({"a": b"y" * 9000})])
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": ["l.tar"]}]).encode()
+    path = write(
+        tmp_path, docker_archive([("l.tar", layer, None), ("c.json", config, None), ("manifest.json", manifest, None)])
+    )
+    assert_clean_failure(tmp_path, path, "diff_id mismatch")
+
+
+def test_invalid_json(tmp_path: Path) -> None:
+    path = write(tmp_path, docker_archive([("manifest.json", b"[{not json", None)]))
+    assert_clean_failure(tmp_path, path, "invalid JSON")
+
+
+def test_not_an_archive(tmp_path: Path) -> None:
+    assert_clean_failure(
+        tmp_path, write(tmp_path, b"hello, this is not a tar file\n" * 40), "not a readable tar archive"
+    )
+
+
+def test_empty_stdin(tmp_path: Path) -> None:
+    assert_clean_failure(tmp_path, "-", "empty input", stdin=b"")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_clean_failure(tmp_path, tmp_path / "nope.tar", "cannot open")
+
+
+def test_destination_not_a_layout(tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+    dest.mkdir()
+    (dest / "precious.txt").write_text("keep")
+    with pytest.raises(LayoutError, match="not empty and is not an OCI image layout"):
+        convert(str(FIXTURES / "hello-amd64.tar"), str(dest))
+    assert [p.name for p in dest.iterdir()] == ["precious.txt"]
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    proc = run_pyoci(
+        "convert",
+        "--compression",
+        "zstd",
+        "--level",
+        "40",
+        str(FIXTURES / "hello-amd64.tar"),
+        str(tmp_path / "o"),
+        check=False,
+    )
+    assert proc.returncode == 1 and "zstd levels are 1..19" in proc.stderr.decode()
+    with pytest.raises(FormatError):
+        convert("oci:somewhere", str(tmp_path / "o"))
+
+
+def test_manifest_first_works_too(tmp_path: Path) -> None:
+    a = convert(str(write(tmp_path, simple_archive(manifest_last=False), "a.tar")), str(tmp_path / "a"))
+    b = convert(str(write(tmp_path, simple_archive(manifest_last=True), "b.tar")), str(tmp_path / "b"))
+    assert a.images[0].manifest.digest == b.images[0].manifest.digest
+
+
+# --- property-based: mutated and truncated archives give a clean error or a correct result ----------
+
+BASE = simple_archive(n_layers=2)
+
+
+def _convert_with_timeout(path: Path, dest: Path, seconds: float = 20) -> BaseException | None:
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            convert(str(path), str(dest))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the property inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "convert hung"
+    return outcome[0]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.integers(min_value=0, max_value=len(BASE)),
+    flips=st.lists(st.tuples(st.integers(0, len(BASE) - 1), st.integers(1, 255)), max_size=4),
+)
+def test_mutations_fail_cleanly(
+    tmp_path_factory: pytest.TempPathFactory, cut: int, flips: list[tuple[int, int]]
+) -> None:
+    data = bytearray(BASE)
+    for position, xor in flips:
+        data[position] ^= xor
+    data = data[:cut] if cut < len(BASE) else data
+    work = tmp_path_factory.mktemp("m")
+    path = work / "in.tar"
+    path.write_bytes(bytes(data))
+    dest = work / "out"
+    error = _convert_with_timeout(path, dest)
+    if error is None:
+        from pyoci import verify
+
+        assert verify(dest).ok
+    else:
+        assert isinstance(error, PyociError), repr(error)
+        assert "\n" not in str(error)
+        assert not dest.exists()
+
+
+def test_digest_of_base_is_stable() -> None:
+    assert hashlib.sha256(BASE).hexdigest() == hashlib.sha256(simple_archive(n_layers=2)).hexdigest()
+    assert issubclass(ArchiveError, PyociError)
