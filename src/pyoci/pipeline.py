@@ -109,7 +109,6 @@ def transcode_layer(
         elif options.compression is Compression.NONE:
             plain = compression.open_reader(input_compression, stream)
             _copy(plain, sink)
-            sink.flush()
             diff = sink.finish()
             written = Compression.NONE
         else:

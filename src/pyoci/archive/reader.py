@@ -203,7 +203,7 @@ def _stage(
     progress: Progress | None,
 ) -> StagedLayer:
     progress = progress or NoProgress()
-    writer = layout.new_blob()
+    writer = layout.new_blob(background=True)
     progress.start(member, size)
     try:
         result = transcode_layer(source, writer, archive.options, f"{archive.name}: {member}", progress)

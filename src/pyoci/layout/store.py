@@ -29,6 +29,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError
 from pyoci.hashing import VerifyingReader
+from pyoci.layout.drain import DrainingWriter
 from pyoci.manifest import Index, dump_json, load_json
 
 TEMP_PREFIX = ".pyoci-tmp-"
@@ -71,36 +72,55 @@ class BlobWriter:
 
     Use ``write`` (a binary sink for compressors), then :meth:`commit` to rename it into
     ``blobs/<alg>/<encoded>`` or :meth:`abort` to remove it. Until committed, the layout is unchanged.
+
+    Args:
+        layout: the layout the blob belongs to.
+        background: hash and write on a background thread (see :mod:`pyoci.layout.drain`); for
+            large streamed blobs. ``write`` may then raise the thread's earlier ``OSError``.
     """
 
-    def __init__(self, layout: ImageLayout) -> None:
+    def __init__(self, layout: ImageLayout, background: bool = False) -> None:
         self._layout = layout
         self.path = temp_name(layout.root)
         self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
         self._digester = Digester()
+        self._drain = DrainingWriter(self._file, self._digester) if background else None
         self.closed = False
         self.committed = False
 
     def write(self, data: bytes | memoryview, /) -> int:
         """Hash and write ``data``; returns its length."""
+        if self._drain is not None:
+            return self._drain.write(data)
         self._digester.update(data)
         self._file.write(data)
         return len(data)
 
     def flush(self) -> None:
-        """Flush buffered bytes to the temporary file."""
-        self._file.flush()
+        """Flush buffered bytes (a background writer flushes in :meth:`finish`)."""
+        if self._drain is None:
+            self._file.flush()
 
     @property
     def size(self) -> int:
-        """Bytes written so far."""
+        """Bytes written so far (all of them once :meth:`finish` returned)."""
         return self._digester.size
 
     def finish(self) -> Digest:
-        """Close the temporary file (fsynced) and return the digest of everything written."""
+        """Close the temporary file (fsynced) and return the digest of everything written.
+
+        Raises:
+            OSError: writing failed (the temporary file is removed).
+        """
         if not self.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            try:
+                if self._drain is not None:
+                    self._drain.close()
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except BaseException:
+                self.abort()
+                raise
             self._file.close()
             self.closed = True
             self._digester.finish()
@@ -127,8 +147,11 @@ class BlobWriter:
         if self.committed:
             return
         if not self.closed:
-            self._file.close()
             self.closed = True
+            if self._drain is not None:
+                with contextlib.suppress(Exception):
+                    self._drain.close()
+            self._file.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -207,9 +230,9 @@ class ImageLayout:
         """True when the blob file exists (its content is not checked)."""
         return self.blob_path(digest).is_file()
 
-    def new_blob(self) -> BlobWriter:
-        """Start writing a blob under a temporary name."""
-        return BlobWriter(self)
+    def new_blob(self, background: bool = False) -> BlobWriter:
+        """Start writing a blob under a temporary name (``background``: see :class:`BlobWriter`)."""
+        return BlobWriter(self, background)
 
     def put_blob(self, data: bytes, media_type: str) -> Descriptor:
         """Write a small blob (a manifest, index or config) atomically and return its descriptor."""
