@@ -195,15 +195,11 @@ def _check_unique_tags(planned: list[_Planned], where: str) -> None:
 
 
 def _write(layout: ImageLayout, planned: list[_Planned]) -> list[ConvertedImage]:
-    committed: dict[int, Descriptor] = {}
+    layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
+    committed = iter(layout.commit_blobs(layer_blobs))
     results = []
     for plan in planned:
-        layer_descriptors = []
-        for staged in plan.layers:
-            key = id(staged)
-            if key not in committed:
-                committed[key] = staged.writer.commit(staged.result.media_type)
-            layer_descriptors.append(committed[key])
+        layer_descriptors = [next(committed) for _ in plan.layers]
         config = layout.put_blob(plan.config.raw, mediatype.IMAGE_CONFIG)
         manifest = Manifest.build(config, layer_descriptors)
         layout.put_blob(manifest.raw, manifest.media_type)
