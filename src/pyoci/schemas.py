@@ -13,10 +13,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
-
 ENV_VAR = "PYOCI_OCI_SCHEMAS"
 DEBIAN_SCHEMAS = Path("/usr/share/gocode/src/github.com/opencontainers/image-spec/schema")
 
@@ -48,18 +44,24 @@ class SchemaSet:
     """
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._registry: Registry[Any] = Registry(retrieve=self._retrieve)  # type: ignore[call-arg]
+        # jsonschema is imported here, not at module level: it costs ~0.1 s of start-up for every command
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
 
-    def _retrieve(self, uri: str) -> Resource[Any]:
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
-        return Resource.from_contents(_load(self.directory / name), default_specification=DRAFT4)
+        def retrieve(uri: str) -> Resource[Any]:
+            name = uri.rstrip("/").rsplit("/", 1)[-1]
+            return Resource.from_contents(_load(directory / name), default_specification=DRAFT4)
+
+        self.directory = directory
+        self._registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
 
     def errors(self, schema_file: str, document: Any) -> list[str]:
         """Return one message per schema violation of ``document`` (empty when valid).
 
         A manifest's empty ``layers`` list is not reported (see :data:`EMPTY_LAYERS_EXEMPTION`).
         """
+        from jsonschema import Draft4Validator
+
         validator = Draft4Validator(
             _load(self.directory / schema_file),
             registry=self._registry,
