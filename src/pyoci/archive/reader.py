@@ -11,7 +11,7 @@ Shapes read (Docker's ``image/spec/v1.2`` save format and what other tools write
 * skopeo/podman: ``<digest>.tar`` layers, ``<digest>.json`` config;
 * Docker 25+: an OCI layout beside ``manifest.json`` (``manifest.json`` and the config are the truth);
 * containerd-store archives whose layer blobs are gzip or zstd compressed;
-* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (``tarfile``).
+* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (:mod:`pyoci.archive.tar`).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
-import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import Any
 
-import zstandard
-
-from pyoci.errors import ArchiveError, FormatError, PyociError
+from pyoci import compression
+from pyoci.archive.tar import TarMember, TarReader
+from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import MAX_DOCUMENT_SIZE, BlobWriter, ImageLayout
 from pyoci.manifest import load_json
 from pyoci.pipeline import LayerOptions, LayerResult, transcode_layer
@@ -220,9 +219,6 @@ def _is_document(head: bytes, size: int) -> bool:
     return size <= SMALL_MEMBER or (size <= MAX_DOCUMENT_SIZE and head.lstrip()[:1] in (b"{", b"["))
 
 
-_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zstandard.ZstdError)
-
-
 @contextlib.contextmanager
 def scan(
     stream: Readable,
@@ -248,22 +244,20 @@ def scan(
     """
     archive = ScannedArchive(name, layout, options)
     try:
+        tar = TarReader(stream, name)
         try:
-            with tarfile.open(fileobj=cast(BinaryIO, stream), mode="r|", bufsize=1 << 20) as tar:
-                for member in tar:
-                    _take(archive, tar, member, progress)
-        except PyociError:
-            raise
-        except _READ_ERRORS as exc:
-            raise ArchiveError(f"{name}: not a readable tar archive (truncated or corrupt): {exc}") from exc
+            for member in tar:
+                _take(archive, tar, member, progress)
+        except compression.DECODE_ERRORS as exc:
+            raise ArchiveError(f"{name}: truncated or corrupt compressed archive: {exc}") from exc
         yield archive
     finally:
         archive.discard({m for m, s in archive.staged.items() if s.writer.committed})
 
 
-def _take(archive: ScannedArchive, tar: tarfile.TarFile, member: tarfile.TarInfo, progress: Progress | None) -> None:
+def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: Progress | None) -> None:
     name = normalize_member(member.name, archive.name)
-    if not name or member.isdir():
+    if not name:
         return
     previous = archive.staged.pop(name, None)
     if previous is not None:
@@ -278,8 +272,7 @@ def _take(archive: ScannedArchive, tar: tarfile.TarFile, member: tarfile.TarInfo
     elif member.islnk():
         archive.links[name] = normalize_member(member.linkname, archive.name)
     elif member.isfile():
-        data = tar.extractfile(member)
-        assert data is not None  # a regular file always has data
+        data = tar.member_data()
         head = read_exactly_head(data, min(member.size, _SNIFF))
         if _is_document(head, member.size):
             archive.documents[name] = head + data.read()
