@@ -9,7 +9,9 @@ whatever the layer size.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyoci import compression, mediatype
@@ -86,7 +88,8 @@ def transcode_layer(
 
     Args:
         source: the layer as stored in the archive (plain tar, gzip or zstd; detected by magic bytes).
-        sink: the blob being written; it hashes the bytes written (the blob digest).
+        sink: the blob being written; it hashes the bytes written (the blob digest). It is finished
+            (written out and closed) on return.
         options: output codec, level, threads.
         where: the layer's name for error messages.
         progress: receives the count of ``source`` bytes consumed.
@@ -96,45 +99,68 @@ def transcode_layer(
 
     Raises:
         ArchiveError: the layer's compressed data is corrupt or truncated.
+        OSError: the blob could not be written.
+    """
+    return feed_layer(source, sink, options, where, progress)()
+
+
+def feed_layer(
+    source: Readable,
+    sink: BlobWriter,
+    options: LayerOptions,
+    where: str,
+    progress: Progress | None = None,
+) -> Callable[[], LayerResult]:
+    """Read all of ``source`` now, and return a function that completes the layer.
+
+    The split lets a caller read the next layer of a stream while the codec threads still compress
+    the tail of this one: the returned function waits for the codec, finishes ``sink`` and returns
+    the result (:func:`transcode_layer` calls it at once). Arguments and errors as there; the
+    returned function raises ``OSError`` for a failed write, after removing the blob.
     """
     progress = progress or NoProgress()
     counted = CountingReader(source, progress.advance)
     head = read_exactly_head(counted, compression.MAGIC_LENGTH)
     input_compression = compression.detect(head)
     stream = PrefixedReader(head, counted)
+    written = options.compression
+    writer: compression.Writer | None = None
+    digester = Digester()
     try:
         if options.keeps(input_compression):
-            diff = _hash_all(compression.open_reader(input_compression, TeeReader(stream, sink)))
-            written = input_compression
+            _hash_into(compression.open_reader(input_compression, TeeReader(stream, sink)), digester.update)
         elif options.compression is Compression.NONE:
-            plain = compression.open_reader(input_compression, stream)
-            _copy(plain, sink)
-            diff = sink.finish()
-            written = Compression.NONE
+            _hash_into(compression.open_reader(input_compression, stream), sink.write)
         else:
-            plain = compression.open_reader(input_compression, stream)
-            digester = Digester()
             writer = compression.open_writer(options.compression, sink, options.level, options.threads)
-            try:
-                while chunk := plain.read(CHUNK_SIZE):
-                    digester.update(chunk)
-                    writer.write(chunk)
-            finally:
+            plain = compression.open_reader(input_compression, stream)
+            while chunk := plain.read(CHUNK_SIZE):
+                digester.update(chunk)
+                writer.write(chunk)
+    except BaseException as exc:
+        if writer is not None:
+            with contextlib.suppress(Exception):
                 writer.close()
-            diff = digester.finish()
-            written = options.compression
-    except compression.DECODE_ERRORS as exc:
-        raise ArchiveError(f"{where}: corrupt {input_compression.value} layer data: {exc}") from exc
-    return LayerResult(diff, mediatype.layer_media_type(written), input_compression)
+        sink.abort()
+        if isinstance(exc, compression.DECODE_ERRORS):
+            raise ArchiveError(f"{where}: corrupt {input_compression.value} layer data: {exc}") from exc
+        raise
+
+    def complete() -> LayerResult:
+        try:
+            if writer is not None:
+                writer.close()
+            blob_digest = sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
+        # uncompressed output: the blob is the tar, its digest is the diff_id (hashed once)
+        diff = blob_digest if written is Compression.NONE else digester.finish()
+        return LayerResult(diff, mediatype.layer_media_type(written), input_compression)
+
+    return complete
 
 
-def _hash_all(stream: Readable) -> Digest:
-    digester = Digester()
+def _hash_into(stream: Readable, consume: Callable[[bytes], object]) -> None:
     while chunk := stream.read(CHUNK_SIZE):
-        digester.update(chunk)
-    return digester.finish()
-
-
-def _copy(stream: Readable, sink: BlobWriter) -> None:
-    while chunk := stream.read(CHUNK_SIZE):
-        sink.write(chunk)
+        consume(chunk)

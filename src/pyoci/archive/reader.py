@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import io
 import posixpath
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +30,13 @@ from pyoci.archive.tar import TarMember, TarReader
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import MAX_DOCUMENT_SIZE, BlobWriter, ImageLayout
 from pyoci.manifest import load_json
-from pyoci.pipeline import LayerOptions, LayerResult, transcode_layer
+from pyoci.pipeline import LayerOptions, LayerResult, feed_layer
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import PrefixedReader, Readable, read_exactly_head
 
 MANIFEST_FILE = "manifest.json"
+IN_FLIGHT = 2
+"""Layers whose codec may still be finishing while the next layer streams in."""
 SMALL_MEMBER = 4096
 """Members up to this many bytes are kept in memory and staged only if referenced."""
 
@@ -68,11 +72,20 @@ class StagedLayer:
 
     Attributes:
         writer: the temporary blob (commit it to add it to the layout).
-        result: its diff_id and media type.
+        completion: finishes while the next layers stream in; gives the diff_id and media type.
     """
 
     writer: BlobWriter
-    result: LayerResult
+    completion: Future[LayerResult]
+
+    @property
+    def result(self) -> LayerResult:
+        """The layer's diff_id and media type (waits for the codec to finish).
+
+        Raises:
+            OSError: the blob could not be written.
+        """
+        return self.completion.result()
 
 
 def normalize_member(name: str, where: str) -> str:
@@ -111,6 +124,10 @@ class ScannedArchive:
     documents: dict[str, bytes] = field(default_factory=dict)
     staged: dict[str, StagedLayer] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    completions: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="pyoci-layer")
+    )
+    in_flight: deque[Future[LayerResult]] = field(default_factory=deque)
 
     def resolve(self, path: str) -> str:
         """Follow links from ``path`` to a regular member.
@@ -152,7 +169,7 @@ class ScannedArchive:
         staged = self.staged.get(member)
         if staged is None:
             data = self.documents[member]
-            staged = _stage(self.layout, io.BytesIO(data), len(data), member, self, progress)
+            staged = _stage(io.BytesIO(data), len(data), member, self, progress)
             self.staged[member] = staged
         return staged
 
@@ -174,7 +191,8 @@ class ScannedArchive:
         return [_parse_entry(i, entry, where) for i, entry in enumerate(entries)]
 
     def discard(self, keep: set[str] | None = None) -> None:
-        """Remove every staged temporary blob except those of the members in ``keep``."""
+        """Wait for every layer in flight, then remove every staged blob except those of ``keep``."""
+        self.completions.shutdown(wait=True)
         for member, staged in self.staged.items():
             if keep is None or member not in keep:
                 staged.writer.abort()
@@ -194,25 +212,25 @@ def _parse_entry(position: int, entry: Any, where: str) -> ArchiveImage:
 
 
 def _stage(
-    layout: ImageLayout,
     source: Readable,
     size: int,
     member: str,
     archive: ScannedArchive,
     progress: Progress | None,
 ) -> StagedLayer:
+    while len(archive.in_flight) >= IN_FLIGHT:
+        with contextlib.suppress(Exception):  # its error is raised where its result is asked for
+            archive.in_flight.popleft().result()
     progress = progress or NoProgress()
-    writer = layout.new_blob(background=True)
+    writer = archive.layout.new_blob(background=True)
     progress.start(member, size)
     try:
-        result = transcode_layer(source, writer, archive.options, f"{archive.name}: {member}", progress)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+        complete = feed_layer(source, writer, archive.options, f"{archive.name}: {member}", progress)
     finally:
         progress.finish()
-    return StagedLayer(writer, result)
+    completion = archive.completions.submit(complete)
+    archive.in_flight.append(completion)
+    return StagedLayer(writer, completion)
 
 
 def _is_document(head: bytes, size: int) -> bool:
@@ -248,6 +266,8 @@ def scan(
         try:
             for member in tar:
                 _take(archive, tar, member, progress)
+            for completion in archive.in_flight:
+                completion.result()
         except compression.DECODE_ERRORS as exc:
             raise ArchiveError(f"{name}: truncated or corrupt compressed archive: {exc}") from exc
         yield archive
@@ -260,7 +280,9 @@ def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: 
     if not name:
         return
     previous = archive.staged.pop(name, None)
-    if previous is not None:
+    if previous is not None:  # a later member of the same name replaces it, as tar extraction does
+        with contextlib.suppress(Exception):
+            previous.completion.result()
         previous.writer.abort()
     archive.documents.pop(name, None)
     archive.links.pop(name, None)
@@ -278,4 +300,4 @@ def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: 
             archive.documents[name] = head + data.read()
         else:
             reader = PrefixedReader(head, data)
-            archive.staged[name] = _stage(archive.layout, reader, member.size, name, archive, progress)
+            archive.staged[name] = _stage(reader, member.size, name, archive, progress)

@@ -1,0 +1,1 @@
+"""pyoci's benchmark suite (not part of the tests): ``python -m benchmarks --help``."""
