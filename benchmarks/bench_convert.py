@@ -112,8 +112,14 @@ def small_layers_archives(layer: Path, workdir: Path, count: int = 200, size: in
     many, one = workdir / f"small-{count}x{size >> 20}M.tar", workdir / f"one-{count}x{size >> 20}M.tar"
     if many.exists() and one.exists():
         return many, one
+    pieces = []
     with open(layer, "rb") as f:
-        pieces = [f.read(size) for _ in range(count)]
+        while len(pieces) < count:  # wrap around a layer smaller than count * size
+            piece = f.read(size)
+            if len(piece) < size:
+                f.seek(0)
+                piece += f.read(size - len(piece))
+            pieces.append(piece)
 
     def wrap(files: list[bytes]) -> bytes:
         buf = io.BytesIO()
@@ -185,7 +191,8 @@ def table(rows: list[Row], label: str) -> str:
         first.setdefault(row.case, wall)
         detail = ", ".join(f"{r.wall:.2f}" for r in row.runs)
         ratio = wall / first[row.case]
-        deterministic = "" if len({r.layer_digests for r in row.runs}) == 1 else " (digests differ between runs!)"
+        distinct = {r.layer_digests for r in row.runs}
+        deterministic = "" if len(distinct) == 1 else f" (digests differ between runs: {sorted(len(d) for d in distinct)} layers)"
         lines.append(
             f"| {row.case} | {row.tool} | {wall:.2f} | {detail} | {row.median('cpu'):.2f} | {max(r.rss_mib for r in row.runs):.1f} "
             f"| {row.runs[0].out_bytes:,}{deterministic} | {ratio:.2f}x |"

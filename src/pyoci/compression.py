@@ -1,12 +1,16 @@
 """Layer compression codecs with pinned, deterministic settings, and detection by magic bytes.
 
-gzip is written by ISA-L (``isal``) in pigz-style independent 1 MiB blocks, each primed with the
-previous block's last 32 KiB as a dictionary and ended by a sync flush; the gzip header has mtime 0,
-no file name and OS byte 255 (RFC 1952). zstd is written by libzstd (``zstandard``) in its
-multi-threaded mode even for one thread, because single-threaded mode writes different bytes, and with
-the content size left out (the size of a stream is not known in advance). With a fixed block size and
-the pinned library versions, the bytes do not depend on the thread count or on how the input was
-chunked.
+gzip is written by ISA-L (``isal``) in pigz-style 1 MiB blocks compressed in parallel on a
+process-wide thread pool, each primed with the previous block's last 32 KiB as a dictionary and
+ended by a sync flush, in one gzip member; the header has mtime 0, no file name and OS byte 255
+(RFC 1952). The pool is shared by all layers, so a stream of small layers keeps every core busy.
+
+zstd is written by libzstd (``zstandard``) in its multi-threaded mode even for one thread, because
+single-threaded mode writes different bytes, and with the content size left out (the size of a
+stream is not known in advance).
+
+With fixed block and job sizes and the pinned library versions, the bytes depend neither on the
+thread count nor on how the input was chunked.
 
 Levels are each codec's own scale: gzip (ISA-L) 0-3, zstd 1-19.
 """
@@ -15,10 +19,13 @@ from __future__ import annotations
 
 import enum
 import io
+import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
-from isal import igzip_threaded
+from isal import igzip_threaded, isal_zlib
 
 from pyoci.errors import FormatError
 from pyoci.streams import Readable, Sink
@@ -106,29 +113,81 @@ class _Passthrough:
         pass
 
 
-class _Rechunker:
-    """Hands the codec exactly ``block`` bytes per write, so output cannot depend on input chunking."""
+_pools: dict[int, ThreadPoolExecutor] = {}
 
-    def __init__(self, inner: BinaryIO, block: int) -> None:
-        self._inner = inner
-        self._block = block
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    pool = _pools.get(threads)
+    if pool is None:
+        pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="pyoci-gzip")
+    return pool
+
+
+def _deflate_block(block: bytes, dictionary: bytes, level: int) -> tuple[bytes, int]:
+    """Raw deflate of one block, primed with ``dictionary``, ended by a sync flush; and its CRC-32."""
+    if dictionary:
+        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15, zdict=dictionary)
+    else:
+        compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    return compressor.compress(block) + compressor.flush(isal_zlib.Z_SYNC_FLUSH), isal_zlib.crc32(block)
+
+
+class _BlockGzipWriter:
+    """One gzip member made of independently compressed blocks (pigz's scheme), in order.
+
+    At most ``2 * threads`` blocks are in flight, so memory stays near ``4 * threads`` MiB.
+    """
+
+    def __init__(self, sink: Sink, level: int, threads: int) -> None:
+        self._sink = sink
+        self._level = level
+        self._pool = _pool(threads)
+        self._limit = 2 * threads
         self._pending = bytearray()
+        self._previous = b""
+        self._in_flight: deque[tuple[Future[tuple[bytes, int]], int]] = deque()
+        self._crc = 0
+        self._size = 0
+        sink.write(_GZIP_HEADER)
 
     def write(self, data: bytes, /) -> int:
-        if not self._pending and len(data) == self._block:
-            self._inner.write(data)
+        if not self._pending and len(data) == GZIP_BLOCK_SIZE:
+            self._submit(data)
             return len(data)
         self._pending += data
-        while len(self._pending) >= self._block:
-            self._inner.write(bytes(self._pending[: self._block]))
-            del self._pending[: self._block]
+        while len(self._pending) >= GZIP_BLOCK_SIZE:
+            self._submit(bytes(self._pending[:GZIP_BLOCK_SIZE]))
+            del self._pending[:GZIP_BLOCK_SIZE]
         return len(data)
+
+    def _submit(self, block: bytes) -> None:
+        dictionary = self._previous[-_WINDOW:]
+        self._previous = block
+        self._in_flight.append((self._pool.submit(_deflate_block, block, dictionary, self._level), len(block)))
+        while len(self._in_flight) > self._limit:
+            self._emit()
+
+    def _emit(self) -> None:
+        future, length = self._in_flight.popleft()
+        compressed, crc = future.result()
+        self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
+        self._size += length
+        self._sink.write(compressed)
 
     def close(self) -> None:
         if self._pending:
-            self._inner.write(bytes(self._pending))
+            self._submit(bytes(self._pending))
             self._pending.clear()
-        self._inner.close()
+        while self._in_flight:
+            self._emit()
+        self._sink.write(_FINAL_EMPTY_BLOCK + struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+
+_WINDOW = 32 << 10
+_GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF])
+"""RFC 1952 header: deflate, no flags, mtime 0, no extra flags, OS unknown (255)."""
+_FINAL_EMPTY_BLOCK = b"\x03\x00"
+"""A final, empty, fixed-Huffman deflate block: ends the stream after the sync-flushed blocks."""
 
 
 def open_writer(compression: Compression, sink: Sink, level: int | None, threads: int) -> Writer:
@@ -143,10 +202,8 @@ def open_writer(compression: Compression, sink: Sink, level: int | None, threads
     level = check_level(compression, level)
     threads = max(1, threads)
     if compression is Compression.GZIP:
-        raw = igzip_threaded.open(  # type: ignore[no-untyped-call]
-            sink, "wb", compresslevel=level, threads=threads, block_size=GZIP_BLOCK_SIZE
-        )
-        return _Rechunker(raw, GZIP_BLOCK_SIZE)
+        assert level is not None  # check_level gives gzip its default
+        return _BlockGzipWriter(sink, level, threads)
     if compression is Compression.ZSTD:
         assert level is not None  # check_level gives zstd its default
         params = zstandard.ZstdCompressionParameters.from_level(

@@ -110,6 +110,7 @@ def feed_layer(
     options: LayerOptions,
     where: str,
     progress: Progress | None = None,
+    size_hint: int | None = None,
 ) -> Callable[[], LayerResult]:
     """Read all of ``source`` now, and return a function that completes the layer.
 
@@ -117,6 +118,8 @@ def feed_layer(
     the tail of this one: the returned function waits for the codec, finishes ``sink`` and returns
     the result (:func:`transcode_layer` calls it at once). Arguments and errors as there; the
     returned function raises ``OSError`` for a failed write, after removing the blob.
+    ``size_hint`` (the stored size in bytes, when known) caps the codec threads at one per gzip
+    block, which saves starting idle threads for small layers and does not change the bytes.
     """
     progress = progress or NoProgress()
     counted = CountingReader(source, progress.advance)
@@ -132,7 +135,10 @@ def feed_layer(
         elif options.compression is Compression.NONE:
             _hash_into(compression.open_reader(input_compression, stream), sink.write)
         else:
-            writer = compression.open_writer(options.compression, sink, options.level, options.threads)
+            threads = options.threads
+            if size_hint is not None and input_compression is Compression.NONE:
+                threads = max(1, min(threads, -(-size_hint // compression.GZIP_BLOCK_SIZE)))
+            writer = compression.open_writer(options.compression, sink, options.level, threads)
             plain = compression.open_reader(input_compression, stream)
             while chunk := plain.read(CHUNK_SIZE):
                 digester.update(chunk)

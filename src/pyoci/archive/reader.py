@@ -37,6 +37,8 @@ from pyoci.streams import PrefixedReader, Readable, read_exactly_head
 MANIFEST_FILE = "manifest.json"
 IN_FLIGHT = 2
 """Layers whose codec may still be finishing while the next layer streams in."""
+BACKGROUND_WRITE_MIN = 8 << 20
+"""Layers above this many bytes are hashed and written on a thread of their own."""
 SMALL_MEMBER = 4096
 """Members up to this many bytes are kept in memory and staged only if referenced."""
 
@@ -222,10 +224,10 @@ def _stage(
         with contextlib.suppress(Exception):  # its error is raised where its result is asked for
             archive.in_flight.popleft().result()
     progress = progress or NoProgress()
-    writer = archive.layout.new_blob(background=True)
+    writer = archive.layout.new_blob(background=size > BACKGROUND_WRITE_MIN)
     progress.start(member, size)
     try:
-        complete = feed_layer(source, writer, archive.options, f"{archive.name}: {member}", progress)
+        complete = feed_layer(source, writer, archive.options, f"{archive.name}: {member}", progress, size)
     finally:
         progress.finish()
     completion = archive.completions.submit(complete)

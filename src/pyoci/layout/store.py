@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import secrets
 import shutil
@@ -39,9 +40,17 @@ MAX_DOCUMENT_SIZE = 64 << 20
 """Largest manifest, index or config pyoci reads into memory, in bytes."""
 
 
+_TEMP_TOKEN = secrets.token_hex(4)
+_temp_counter = itertools.count()
+
+
 def temp_name(directory: Path) -> Path:
-    """Return a fresh temporary path in ``directory`` carrying this process's ID."""
-    return directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+    """Return a fresh temporary path in ``directory`` carrying this process's ID.
+
+    The name is ``.pyoci-tmp-<pid>-<random>-<n>``: one random token per process (``os.urandom`` is
+    slow on some virtual machines) and a counter.
+    """
+    return directory / f"{TEMP_PREFIX}{os.getpid()}-{_TEMP_TOKEN}-{next(_temp_counter)}"
 
 
 def fsync_dir(directory: Path) -> None:
