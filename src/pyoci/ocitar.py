@@ -6,11 +6,10 @@ always gives the same tar bytes. The file is written under a temporary name and 
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
-from pyoci.layout.store import TEMP_PREFIX, temp_name
+from pyoci.layout.store import TEMP_PREFIX, atomic_file
 
 
 def _info(name: str, path: Path) -> tarfile.TarInfo:
@@ -33,21 +32,11 @@ def write_layout_tar(layout_dir: Path, target: Path) -> None:
     Temporary files of the layout (names starting with ``.pyoci-tmp-``) are left out.
     """
     paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith(TEMP_PREFIX))
-    tmp = temp_name(target.parent)
-    try:
-        with open(tmp, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for path in paths:
-                name = path.relative_to(layout_dir).as_posix()
-                info = _info(name, path)
-                if info.isdir():
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-            tar.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in paths:
+            info = _info(path.relative_to(layout_dir).as_posix(), path)
+            if info.isdir():
+                tar.addfile(info)
+            else:
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)

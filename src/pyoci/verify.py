@@ -93,37 +93,45 @@ class _Verifier:
         else:
             self.problem(f"{where}: {descriptor.digest}: unexpected media type {descriptor.media_type!r}")
 
-    def index(self, descriptor: Descriptor, where: str) -> None:
-        where = f"{where} -> index {descriptor.digest}"
+    def parsed(self, descriptor: Descriptor, where: str, schema_file: str) -> tuple[bytes, Any] | None:
+        """Read, parse and schema-check one JSON document; None (with the problem noted) on failure."""
         raw = self.document(descriptor, where)
         if raw is None:
-            return
+            return None
         try:
-            index = Index.parse(raw, where)
             obj = load_json(raw, where)
         except FormatError as exc:
             self.problem(str(exc))
-            return
-        self.validate(schemas.INDEX_SCHEMA, obj, where)
+            return None
+        self.validate(schema_file, obj, where)
         self.media_type_matches(obj, descriptor, where)
+        return raw, obj
+
+    def index(self, descriptor: Descriptor, where: str) -> None:
+        where = f"{where} -> index {descriptor.digest}"
+        document = self.parsed(descriptor, where, schemas.INDEX_SCHEMA)
+        if document is None:
+            return
+        try:
+            index = Index.parse(document[0], where)
+        except FormatError as exc:
+            self.problem(str(exc))
+            return
         for child in index.manifests:
             self.entry(child, where)
 
     def manifest(self, descriptor: Descriptor, where: str) -> None:
         where = f"{where} -> manifest {descriptor.digest}"
-        raw = self.document(descriptor, where)
-        if raw is None:
+        document = self.parsed(descriptor, where, schemas.MANIFEST_SCHEMA)
+        if document is None:
             return
         try:
-            manifest = Manifest.parse(raw, where)
-            obj = load_json(raw, where)
+            manifest = Manifest.parse(document[0], where)
         except FormatError as exc:
             self.problem(str(exc))
             return
-        self.validate(schemas.MANIFEST_SCHEMA, obj, where)
         if not manifest.layers:
             _add_note(self.report, schemas.EMPTY_LAYERS_EXEMPTION)
-        self.media_type_matches(obj, descriptor, where)
         config_raw = self.document(manifest.config, f"{where} -> config")
         diff_ids: tuple[Digest, ...] = ()
         if config_raw is not None:
