@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Protocol, cast
 
 import zstandard
-from isal import igzip_threaded, isal_zlib
+from isal import igzip, isal_zlib
 
 from pyoci.errors import FormatError
 from pyoci.streams import Readable, Sink
@@ -222,7 +222,9 @@ def open_reader(compression: Compression, source: Readable) -> Readable:
     EOFError, ``zstandard.ZstdError``); callers turn them into :class:`~pyoci.errors.ArchiveError`.
     """
     if compression is Compression.GZIP:
-        return cast(Readable, igzip_threaded.open(source, "rb", threads=1))  # type: ignore[no-untyped-call]
+        # igzip's plain reader, not its threaded one: a reader thread left blocked by a caller that
+        # stops early (a corrupt layer, a failed check) would hang the interpreter at exit
+        return cast(Readable, igzip.GzipFile(fileobj=cast(BinaryIO, source), mode="rb"))  # type: ignore[no-untyped-call]
     if compression is Compression.ZSTD:
         reader = zstandard.ZstdDecompressor().stream_reader(
             cast(BinaryIO, source), read_across_frames=True, closefd=False
