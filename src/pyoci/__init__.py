@@ -9,21 +9,29 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import (
     ArchiveError,
+    AuthError,
     DiffIDMismatchError,
     DigestMismatchError,
     FormatError,
     LayoutError,
+    PushError,
     PyociError,
+    TagError,
 )
+from pyoci.gc import Garbage, GcResult, UntagResult, gc, untag
+from pyoci.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.layout.store import ImageLayout
+from pyoci.merge import MergeResult, MergeSource, PlatformConflictError, merge
 from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
+from pyoci.push import PushResult, RegistryOptions, push
 from pyoci.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ArchiveError",
+    "AuthError",
     "Compression",
     "ConvertResult",
     "ConvertedImage",
@@ -32,13 +40,31 @@ __all__ = [
     "Digest",
     "DigestMismatchError",
     "FormatError",
+    "Garbage",
+    "GcResult",
     "ImageLayout",
+    "InspectResult",
+    "InspectedImage",
     "LayerOptions",
     "LayoutError",
+    "MergeResult",
+    "MergeSource",
     "Platform",
+    "PlatformConflictError",
+    "PlatformImage",
+    "PushError",
+    "PushResult",
     "PyociError",
+    "RegistryOptions",
+    "TagError",
+    "UntagResult",
     "VerifyReport",
     "__version__",
     "convert",
+    "gc",
+    "inspect",
+    "merge",
+    "push",
+    "untag",
     "verify",
 ]

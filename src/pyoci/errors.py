@@ -12,6 +12,8 @@ the command line turns it into one line on stderr and a non-zero exit status::
      |    +-- TagError              a tag that is missing or ambiguous in a layout
      +-- DigestMismatchError    bytes whose digest or size differ from what was declared
      +-- StreamNotConsumedError a stream result asked for before the stream was read to its end
+     +-- PushError              a registry or static-tree destination refused or failed a push
+          +-- AuthError             credentials missing, unreadable or refused by a registry
 
 Messages are lower case, in the form ``"<what>: <why>"``, and name the file, member or reference.
 """
@@ -53,3 +55,11 @@ class DigestMismatchError(PyociError):
 
 class StreamNotConsumedError(PyociError):
     """A digest or size was asked of a stream before the stream was read to its end."""
+
+
+class PushError(PyociError):
+    """A push destination (a registry or a static tree) refused or failed an operation."""
+
+
+class AuthError(PushError):
+    """Credentials are missing, unreadable, or refused by a registry or its token service."""

@@ -25,6 +25,10 @@ class _Group(click.Group):
         except PyociError as exc:
             click.echo(f"pyoci: error: {exc}", err=True)
             sys.exit(1)
+        except OSError as exc:  # a full disk or a permission problem met below the library's checks
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"pyoci: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("pyoci: interrupted", err=True)
             sys.exit(130)
@@ -132,3 +136,15 @@ def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
         )
     if report.problems:
         sys.exit(1)
+
+
+from pyoci.cli.push import push_command  # noqa: E402 - each command module registers itself here, last
+
+main.add_command(push_command)
+
+from pyoci.cli.images import gc_command, inspect_command, merge_command, untag_command  # noqa: E402
+
+main.add_command(merge_command)
+main.add_command(inspect_command)
+main.add_command(untag_command)
+main.add_command(gc_command)

@@ -1,0 +1,140 @@
+"""Click commands ``merge``, ``inspect``, ``untag`` and ``gc`` (each one library call; errors go to the group)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from pyoci.cli.progress import make_progress
+from pyoci.compression import Compression
+from pyoci.gc import gc, untag
+from pyoci.inspect import inspect
+from pyoci.merge import MergeSource, merge, parse_annotation, parse_platform_override
+from pyoci.pipeline import LayerOptions
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.command("merge")
+@click.argument("sources", nargs=-1, required=True)
+@click.argument("destination")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="N=OS/ARCH[/VARIANT]",
+    help="Platform of source N (1-based) when its config lacks or misstates the variant; "
+    "the N= part may be left out with a single source. Repeatable.",
+)
+@click.option("--replace", is_flag=True, help="A platform given twice, or already under the tag, is replaced.")
+@click.option("--flat", is_flag=True, help="Write the platform entries straight into index.json, untagged.")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Image index annotation.")
+@click.option(
+    "--compression",
+    type=click.Choice([c.value for c in Compression]),
+    default="gzip",
+    show_default=True,
+    help="Layer compression for docker-archive sources.",
+)
+@click.option("--level", type=int, help="Compression level on the codec's own scale (as for convert).")
+@click.option("--threads", type=int, default=0, help="Compression threads (default: all cores).")
+@click.option("--recompress", is_flag=True, help="Re-compress archive layers already in the requested compression.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def merge_command(
+    sources: tuple[str, ...],
+    destination: str,
+    platforms: tuple[str, ...],
+    replace: bool,
+    flat: bool,
+    annotations: tuple[str, ...],
+    compression: str,
+    level: int | None,
+    threads: int,
+    recompress: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Merge per-platform images into one multi-platform image.
+
+    Each SOURCE is an OCI layout (oci:DIR[:TAG] or a directory) or a docker-archive (as convert
+    reads them). DESTINATION is a directory or oci:DIR[:TAG] (tag 'latest' when absent); merging into
+    an existing tag adds platforms. Prints the digest of the image index (with --flat, of each
+    platform manifest).
+    """
+    overrides = dict(parse_platform_override(text, len(sources)) for text in platforms)
+    items = [MergeSource(source, overrides.get(i)) for i, source in enumerate(sources)]
+    result = merge(
+        items,
+        destination,
+        flat=flat,
+        replace=replace,
+        annotations=dict(parse_annotation(text) for text in annotations),
+        options=LayerOptions(Compression(compression), level, threads, recompress),
+        progress=make_progress(quiet),
+    )
+    if as_json:
+        _emit_json(result.to_json())
+    else:
+        for digest in result.digests:
+            click.echo(str(digest))
+
+
+@click.command("inspect")
+@click.argument("source")
+@click.option("--raw", is_flag=True, help="Print the manifest or index bytes exactly (manifest.json for an archive).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def inspect_command(source: str, raw: bool, as_json: bool) -> None:
+    """Summarise a layout, one of its images (oci:DIR:TAG) or a docker-archive.
+
+    Shows tags, platforms, manifest and config digests, layer count and sizes, created and
+    entrypoint.
+    """
+    result = inspect(source)
+    if raw:
+        sys.stdout.buffer.write(result.raw)
+        sys.stdout.buffer.flush()
+    elif as_json:
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.to_text(), nl=False)
+
+
+@click.command("untag")
+@click.argument("reference", metavar="LAYOUT:TAG")
+def untag_command(reference: str) -> None:
+    """Remove a tag from a layout's index.json (LAYOUT:TAG or oci:LAYOUT:TAG).
+
+    Blobs stay until 'pyoci gc'. Prints the digest the tag pointed at.
+    """
+    result = untag(reference)
+    for digest in dict.fromkeys(str(d.digest) for d in result.removed):
+        click.echo(digest)
+
+
+@click.command("gc")
+@click.argument("layout")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def gc_command(layout: str, dry_run: bool, as_json: bool) -> None:
+    """Remove unreferenced blobs and leftover temporary files from a layout (LAYOUT or oci:LAYOUT).
+
+    Prints each path removed (relative to the layout) with its size in bytes; waits while another
+    pyoci process is writing into the layout.
+    """
+    result = gc(layout, dry_run=dry_run)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    for item in result.removed:
+        click.echo(f"{item.size}\t{item.path}")
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{result.layout}: {verb} {len(result.removed)} files, {result.freed} bytes; {result.kept} blobs reachable",
+        err=True,
+    )

@@ -1,0 +1,489 @@
+"""``pyoci merge``: one multi-platform image (an image index) from per-platform images.
+
+Rules (and where they come from):
+
+* the result is an image index (image-spec ``image-index.md``) whose ``manifests`` list each
+  platform's manifest with its ``platform``, in the order of the sources, so the same command always
+  writes the same bytes; index.json gets one entry for the tag, of media type image index, with
+  ``org.opencontainers.image.ref.name`` (``image-layout.md``). With ``flat`` the platform entries go
+  straight into index.json instead, untagged;
+* per-platform manifests and configs are kept byte for byte (their digests do not change); each blob
+  is stored once, and every source blob is checked against its digest while it is hard-linked (same
+  filesystem) or copied (:meth:`~pyoci.layout.store.ImageLayout.blob_file`'s verifying reader);
+* a platform comes from the image config, normalised, or from the source index entry's ``platform``
+  when it has one (see :mod:`pyoci.inspect`); a source may override it (:class:`MergeSource`, CLI
+  ``--platform N=os/arch[/variant]``);
+* merging into an existing tag appends platforms (an existing platform is replaced only with
+  ``replace``; a tag holding one manifest becomes an index holding it). The read of the existing tag
+  and the index.json update happen under one index lock, so concurrent merges into one tag lose
+  nothing; blobs are staged under temporary names and renamed into place only once every check
+  passed, so a failed merge leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyoci import mediatype
+from pyoci.convert import DEFAULT_TAG, as_layout_reference, convert
+from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
+from pyoci.digest import Digest
+from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, PyociError, TagError
+from pyoci.hashing import VerifyingReader
+from pyoci.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
+from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, temp_name, writing
+from pyoci.manifest import ImageConfig, Index, Manifest
+from pyoci.pipeline import LayerOptions
+from pyoci.platform import Platform
+from pyoci.progress import Progress
+from pyoci.reference import LayoutReference, Reference
+
+_CHUNK = 1 << 20
+_SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
+
+
+class PlatformConflictError(PyociError):
+    """Two images of one merge are for the same platform (and ``replace`` was not asked for)."""
+
+
+@dataclass(frozen=True)
+class MergeSource:
+    """One source of :func:`merge`.
+
+    Attributes:
+        reference: ``oci:DIR[:TAG]``, a layout directory, or a docker-archive (any form
+            :func:`pyoci.convert` reads).
+        platform: the platform to record for the source's image instead of the one its config
+            gives (for configs that lack a variant); only for single-image sources. os and
+            architecture must agree with the config's.
+    """
+
+    reference: Reference | str
+    platform: Platform | None = None
+
+
+def parse_platform_override(text: str, count: int) -> tuple[int, Platform]:
+    """Parse a ``--platform`` value: ``N=os/arch[/variant]``, or ``os/arch[/variant]`` with one source.
+
+    ``N`` is the 1-based position of the source among the merge's sources (a platform never
+    contains ``=``, so the form is unambiguous whatever the paths hold).
+
+    Args:
+        text: the option value.
+        count: how many sources the merge has.
+
+    Returns:
+        The 0-based source position and the normalised platform.
+
+    Raises:
+        FormatError: not of that form, ``N`` out of range, or a platform that does not parse.
+    """
+    number, sep, platform_text = text.rpartition("=")
+    if not sep:
+        if count != 1:
+            raise FormatError(f"--platform {text!r}: with {count} sources, say which: N=os/arch[/variant]")
+        return 0, Platform.parse(text)
+    if not number.isdigit() or not 1 <= int(number) <= count:
+        raise FormatError(f"--platform {text!r}: {number!r} is not a source number from 1 to {count}")
+    return int(number) - 1, Platform.parse(platform_text)
+
+
+def parse_annotation(text: str) -> tuple[str, str]:
+    """Parse ``KEY=VALUE`` (image-spec ``annotations.md``: keys are non-empty strings).
+
+    Raises:
+        FormatError: no ``=`` or an empty key.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise FormatError(f"annotation {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :func:`merge` wrote.
+
+    Attributes:
+        destination: the layout directory.
+        tag: the tag written; None with ``flat``.
+        index: the index.json entry of the image index (with its ref.name); None with ``flat``.
+        manifests: the platform entries (with ``platform``), in order: those that were under the
+            tag (or untagged, with ``flat``) before, then the ones added.
+        added: the digests of the manifests this merge added or replaced.
+    """
+
+    destination: Path
+    tag: str | None
+    index: Descriptor | None
+    manifests: tuple[Descriptor, ...]
+    added: tuple[Digest, ...] = field(default=())
+
+    @property
+    def digests(self) -> tuple[Digest, ...]:
+        """What the CLI prints: the index digest, or with ``flat`` the platform manifest digests."""
+        if self.index is not None:
+            return (self.index.digest,)
+        return tuple(d.digest for d in self.manifests)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "destination": str(self.destination),
+            "tag": self.tag,
+            "index": self.index.to_json() if self.index is not None else None,
+            "manifests": [d.to_json() for d in self.manifests],
+            "added": [str(d) for d in self.added],
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A platform entry of the image being built, and where it came from (for messages)."""
+
+    descriptor: Descriptor
+    platform: Platform | None
+    origin: str
+
+
+class _Stager:
+    """Blobs linked or copied into the destination under temporary names, renamed in at commit."""
+
+    def __init__(self, dest: ImageLayout) -> None:
+        self.dest = dest
+        self.staged: dict[Digest, tuple[Path | BlobWriter, str]] = {}
+
+    def add(self, source: ImageLayout, descriptor: Descriptor) -> None:
+        """Stage the blob of ``descriptor`` from ``source``, verified; a no-op if the destination has it."""
+        digest = descriptor.digest
+        if digest in self.staged or self.dest.has_blob(digest):
+            return
+        if descriptor.urls and not source.has_blob(digest):
+            return  # a non-distributable layer fetched from its URLs (image-spec descriptor.md "urls")
+        staged: Path | BlobWriter | None = self._link(source, descriptor)
+        if staged is None:
+            staged = self._copy(source, descriptor)
+        self.staged[digest] = (staged, descriptor.media_type)
+
+    def _link(self, source: ImageLayout, descriptor: Descriptor) -> Path | None:
+        path = source.blob_path(descriptor.digest)
+        tmp = temp_name(self.dest.root)
+        try:
+            os.link(path, tmp)
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"{source.root}: blob {descriptor.digest} is missing") from None
+        except OSError:
+            return None  # another filesystem, or links not allowed: copy instead
+        try:
+            with open(tmp, "rb") as f:
+                reader = VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
+                while reader.read(_CHUNK):
+                    pass
+                reader.read_all()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _copy(self, source: ImageLayout, descriptor: Descriptor) -> BlobWriter:
+        writer = self.dest.new_blob()
+        try:
+            with source.blob_file(descriptor) as reader:
+                while chunk := reader.read(_CHUNK):
+                    writer.write(chunk)
+                reader.read_all()
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
+
+    def commit(self) -> None:
+        """Rename every staged blob into place (in staging order: children before parents), then sync."""
+        for digest, (staged, media_type) in self.staged.items():
+            if isinstance(staged, BlobWriter):
+                staged.commit(media_type, digest)
+                continue
+            target = self.dest.blob_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+            staged.unlink(missing_ok=True)  # rename(2) is a no-op when both names are links to one file
+        self.staged.clear()
+        self.dest.sync()
+
+    def abort(self) -> None:
+        """Remove every staged temporary file."""
+        for staged, _ in self.staged.values():
+            if isinstance(staged, BlobWriter):
+                staged.abort()
+            else:
+                staged.unlink(missing_ok=True)
+        self.staged.clear()
+
+
+def _override(item: PlatformManifest, platform: Platform, where: str) -> Platform:
+    config = item.config.platform
+    if (platform.os, platform.architecture) != (config.os, config.architecture):
+        raise FormatError(
+            f"{where}: --platform {platform} contradicts the image config's {config.os}/{config.architecture}"
+        )
+    known = item.platform
+    return Platform(platform.os, platform.architecture, platform.variant, known.os_version, known.os_features)
+
+
+def _child_descriptor(item: PlatformManifest, platform: Platform) -> Descriptor:
+    annotations = {k: v for k, v in item.descriptor.annotations.items() if k not in _SOURCE_ONLY_ANNOTATIONS}
+    return dataclasses.replace(
+        item.descriptor,
+        media_type=item.manifest.media_type,
+        digest=item.manifest.digest,
+        size=len(item.manifest.raw),
+        annotations=annotations,
+        platform=platform,
+    )
+
+
+def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformManifest) -> None:
+    for layer in item.manifest.layers:
+        stager.add(layout, layer)
+    stager.add(layout, item.manifest.config)
+    stager.add(layout, item.descriptor)
+
+
+def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
+    """Append ``new`` to ``existing``; a platform already present is an error, or replaced in place."""
+    out = list(existing)
+    added: list[Digest] = []
+    for entry in new:
+        same = next(
+            (i for i, e in enumerate(out) if e.platform and entry.platform and e.platform.matches(entry.platform)), None
+        )
+        if same is None:
+            out.append(entry)
+        elif out[same].descriptor.digest == entry.descriptor.digest:
+            continue  # the very same image again: nothing to do
+        elif replace_existing:
+            out[same] = entry
+        else:
+            raise PlatformConflictError(
+                f"platform {entry.platform}: both {out[same].origin} ({out[same].descriptor.digest}) and"
+                f" {entry.origin} ({entry.descriptor.digest}) provide it; use --replace to keep the later one"
+            )
+        added.append(entry.descriptor.digest)
+    return out, added
+
+
+def _existing_entry(layout: ImageLayout, descriptor: Descriptor, origin: str) -> _Entry:
+    """An entry already under the tag; without a ``platform`` field, its config says (None: not an image)."""
+    platform = descriptor.platform
+    if platform is None and descriptor.media_type in mediatype.MANIFEST_TYPES:
+        name = f"{layout.root}: manifest {descriptor.digest}"
+        manifest = Manifest.parse(layout.read_blob(descriptor), name, descriptor.media_type)
+        try:
+            platform = ImageConfig.parse(layout.read_blob(manifest.config), f"{name}: config").platform
+        except FormatError:
+            platform = None  # an artifact, not an image: kept, and no platform to clash with
+    return _Entry(descriptor, platform, origin)
+
+
+def _strip(descriptor: Descriptor) -> Descriptor:
+    annotations = {k: v for k, v in descriptor.annotations.items() if k not in _SOURCE_ONLY_ANNOTATIONS}
+    return descriptor.with_annotations(annotations)
+
+
+@contextlib.contextmanager
+def _open_source(
+    dest: ImageLayout, item: MergeSource, options: LayerOptions, progress: Progress | None
+) -> Iterator[tuple[ImageLayout, str | None]]:
+    ref = source_reference(item.reference)
+    if isinstance(ref, LayoutReference):
+        layout = ImageLayout.open(ref.path)
+        with layout.writer_lock():  # keeps a gc of the source from removing what is being read
+            yield layout, ref.tag
+        return
+    staging = temp_name(dest.root)
+    try:
+        convert(ref, LayoutReference(str(staging), DEFAULT_TAG), options=options, progress=progress)
+        yield ImageLayout.open(staging), DEFAULT_TAG
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _gather(
+    dest: ImageLayout,
+    stager: _Stager,
+    sources: Sequence[MergeSource],
+    options: LayerOptions,
+    progress: Progress | None,
+) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for position, item in enumerate(sources, 1):
+        where = f"source {position} ({item.reference})"
+        with _open_source(dest, item, options, progress) as (layout, tag):
+            images = [
+                image
+                for entry in image_entries(layout, tag)
+                for image in platform_manifests(layout, entry, str(item.reference))
+            ]
+            if item.platform is not None and len(images) != 1:
+                raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
+            for image in images:
+                platform = image.platform if item.platform is None else _override(image, item.platform, where)
+                _stage_image(stager, layout, image)
+                entries.append(_Entry(_child_descriptor(image, platform), platform, where))
+    return entries
+
+
+def merge(
+    sources: Sequence[MergeSource | Reference | str],
+    destination: Reference | str,
+    *,
+    flat: bool = False,
+    replace: bool = False,
+    annotations: Mapping[str, str] | None = None,
+    options: LayerOptions | None = None,
+    progress: Progress | None = None,
+) -> MergeResult:
+    """Merge per-platform images into one multi-platform image in an OCI image layout.
+
+    The result follows image-spec ``image-index.md`` (an index whose ``manifests`` carry ``platform``)
+    and ``image-layout.md`` (index.json entry with ``org.opencontainers.image.ref.name``).
+
+    Args:
+        sources: the images, in the order their platforms are listed: OCI layouts
+            (``oci:DIR[:TAG]`` or a directory; a multi-platform image contributes all its platforms)
+            or docker-archives (converted on the fly with ``options``); a :class:`MergeSource`
+            carries a platform override.
+        destination: ``DIR`` or ``oci:DIR[:TAG]`` (tag ``latest`` when absent); created if needed.
+        flat: write the platform entries straight into index.json (untagged, with ``platform``)
+            instead of an image index under the tag.
+        replace: a platform given twice (or already under the tag) is replaced by the
+            later image, in place, instead of being an error.
+        annotations: the image index's own annotations (added to those it has).
+        options: layer compression for docker-archive sources (as :func:`pyoci.convert`).
+        progress: receives per-layer byte counts while archives are converted.
+
+    Returns:
+        The index written (or, with ``flat``, the platform entries).
+
+    Raises:
+        FormatError: a malformed reference, platform override or option combination.
+        PlatformConflictError: two images for one platform without ``replace``.
+        TagError: a source layout whose tag is absent or ambiguous, or has several images and no tag.
+        LayoutError, ArchiveError: a source that is not an image.
+        DigestMismatchError: a source blob whose bytes differ from its digest.
+
+    On any error the destination is left as it was.
+    """
+    items = [s if isinstance(s, MergeSource) else MergeSource(s) for s in sources]
+    if not items:
+        raise FormatError("merge: no source given")
+    for item in items:
+        source_reference(item.reference)  # reject malformed references before touching anything
+    dest = as_layout_reference(destination)
+    if dest.archive:
+        raise FormatError(f"{dest}: merge writes an OCI layout directory (DIR or oci:DIR[:TAG])")
+    if flat and dest.tag is not None:
+        raise FormatError(f"{dest}: --flat writes untagged platform entries; drop the destination tag")
+    if flat and annotations:
+        raise FormatError(f"{dest}: --annotation sets the image index's annotations; --flat writes no image index")
+    tag = None if flat else dest.tag or DEFAULT_TAG
+    options = options or LayerOptions()
+    with writing(dest.path) as layout:
+        stager = _Stager(layout)
+        try:
+            new, _ = _combine([], _gather(layout, stager, items, options, progress), replace)
+            outcome = _Outcome()
+
+            def change(current: list[Descriptor]) -> list[Descriptor]:
+                if tag is None:
+                    return _change_flat(layout, stager, current, new, replace, outcome)
+                return _change_tagged(layout, stager, current, new, tag, replace, annotations or {}, outcome)
+
+            layout.update_index(change)
+        finally:
+            stager.abort()
+    return MergeResult(layout.root, tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added))
+
+
+@dataclass
+class _Outcome:
+    """What the index.json update decided (filled inside the index lock)."""
+
+    index: Descriptor | None = None
+    manifests: list[Descriptor] = field(default_factory=list)
+    added: list[Digest] = field(default_factory=list)
+
+
+def _change_flat(
+    layout: ImageLayout,
+    stager: _Stager,
+    current: list[Descriptor],
+    new: list[_Entry],
+    replace_platforms: bool,
+    outcome: _Outcome,
+) -> list[Descriptor]:
+    untagged = [i for i, d in enumerate(current) if d.ref_name is None]
+    existing = [_existing_entry(layout, current[i], f"{INDEX_FILE} entry {i}") for i in untagged]
+    combined, added = _combine(existing, new, replace_platforms)
+    stager.commit()
+    out = list(current)
+    for position, i in enumerate(untagged):
+        out[i] = combined[position].descriptor
+    out.extend(entry.descriptor for entry in combined[len(untagged) :])
+    outcome.manifests, outcome.added = [e.descriptor for e in combined], added
+    return out
+
+
+def _change_tagged(
+    layout: ImageLayout,
+    stager: _Stager,
+    current: list[Descriptor],
+    new: list[_Entry],
+    tag: str,
+    replace_platforms: bool,
+    annotations: Mapping[str, str],
+    outcome: _Outcome,
+) -> list[Descriptor]:
+    positions = [i for i, d in enumerate(current) if d.ref_name == tag]
+    if len({current[i].digest for i in positions}) > 1:
+        raise TagError(f"{layout.root}: tag {tag!r} is ambiguous: {len(positions)} {INDEX_FILE} entries hold it")
+    existing: list[_Entry] = []
+    index_annotations: dict[str, str] = {}
+    entry_annotations: dict[str, str] = {}
+    origin = f"{layout.root}:{tag}"
+    if positions:
+        old = current[positions[0]]
+        entry_annotations = dict(old.annotations)
+        if old.media_type in mediatype.INDEX_TYPES:
+            old_index = Index.parse(layout.read_blob(old), f"{layout.root}: index {old.digest}")
+            index_annotations = dict(old_index.annotations)
+            existing = [_existing_entry(layout, child, origin) for child in old_index.manifests]
+        elif old.media_type in mediatype.MANIFEST_TYPES:
+            found = _existing_entry(layout, _strip(old), origin)
+            descriptor = found.descriptor
+            if descriptor.platform is None and found.platform is not None:
+                descriptor = dataclasses.replace(descriptor, platform=found.platform)
+            existing = [_Entry(descriptor, found.platform, origin)]
+        else:
+            raise LayoutError(f"{layout.root}: tag {tag!r} points at {old.media_type!r}, not an image")
+    combined, added = _combine(existing, new, replace_platforms)
+    index = Index.build([e.descriptor for e in combined], {**index_annotations, **annotations})
+    stager.commit()
+    written = layout.put_blob(index.raw, mediatype.IMAGE_INDEX)
+    layout.sync()
+    entry = written.with_annotations({**entry_annotations, REF_NAME: tag})
+    out = [d for i, d in enumerate(current) if i not in positions[1:]]
+    if positions:
+        out[positions[0]] = entry
+    else:
+        out.append(entry)
+    outcome.index, outcome.manifests, outcome.added = entry, [e.descriptor for e in combined], added
+    return out

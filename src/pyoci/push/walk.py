@@ -1,0 +1,103 @@
+"""The walk of one image in a layout, children before parents, shared by every push destination.
+
+A registry accepts a manifest only once the blobs it references exist (distribution-spec
+``spec.md`` "Pushing Manifests"), and an image index only once its child manifests exist. The walk
+therefore lists, for an image manifest, its config and layers and then the manifest; for an image
+index, each child (recursively) and then the index. Every digest appears once, at its first place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pyoci import mediatype
+from pyoci.descriptor import Descriptor
+from pyoci.digest import Digest
+from pyoci.errors import FormatError, LayoutError, TagError
+from pyoci.layout.store import INDEX_FILE, ImageLayout
+from pyoci.manifest import Index, Manifest
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of a walk.
+
+    Attributes:
+        descriptor: what to push (media type, digest, size).
+        raw: the exact bytes of a manifest or index (pushed as they are); None for a plain blob.
+    """
+
+    descriptor: Descriptor
+    raw: bytes | None = None
+
+    @property
+    def is_manifest(self) -> bool:
+        """True for an image manifest or image index (pushed to ``/manifests/``)."""
+        return self.raw is not None
+
+
+def is_manifest_type(media_type: str) -> bool:
+    """True when ``media_type`` is an image manifest or image index type (OCI or Docker)."""
+    return media_type in mediatype.MANIFEST_TYPES or media_type in mediatype.INDEX_TYPES
+
+
+def resolve(layout: ImageLayout, tag: str | None) -> Descriptor:
+    """Return the index.json entry tagged ``tag``; without a tag, the only entry.
+
+    Raises:
+        TagError: no entry has the tag, several do, or there is no tag and not exactly one entry.
+    """
+    entries = layout.read_index().manifests
+    where = f"{layout.root}/{INDEX_FILE}"
+    if tag is not None:
+        found = {d.digest: d for d in entries if d.ref_name == tag}
+        if not found:
+            raise TagError(f"{where}: no image tagged {tag!r}")
+        if len(found) > 1:
+            raise TagError(f"{where}: tag {tag!r} names {len(found)} different images")
+        return next(iter(found.values()))
+    if len(entries) != 1:
+        tags = ", ".join(sorted({d.ref_name or "(untagged)" for d in entries})) or "none"
+        raise TagError(f"{where}: holds {len(entries)} images; choose one with oci:DIR:TAG (tags: {tags})")
+    return entries[0]
+
+
+def walk(layout: ImageLayout, root: Descriptor) -> list[Node]:
+    """List what to push for the image ``root``, children before parents, each digest once.
+
+    Manifests and indexes are read (verified against their descriptors) and their bytes kept;
+    plain blobs are only named. Blobs are not checked for presence here: a push reads them later.
+
+    Raises:
+        BlobNotFoundError: a manifest or index is missing from the layout.
+        DigestMismatchError: a manifest or index does not match its descriptor.
+        LayoutError: a manifest or index does not parse.
+    """
+    seen: set[Digest] = set()
+    return list(_walk(layout, root, seen, depth=0))
+
+
+def _walk(layout: ImageLayout, descriptor: Descriptor, seen: set[Digest], depth: int) -> Iterator[Node]:
+    if descriptor.digest in seen:
+        return
+    where = f"{layout.root}: {descriptor.digest}"
+    if depth > 8:
+        raise LayoutError(f"{where}: image indexes nested more than 8 deep")
+    if not is_manifest_type(descriptor.media_type):
+        seen.add(descriptor.digest)
+        yield Node(descriptor)
+        return
+    raw = layout.read_blob(descriptor)
+    try:
+        if descriptor.media_type in mediatype.INDEX_TYPES:
+            for child in Index.parse(raw, where).manifests:
+                yield from _walk(layout, child, seen, depth + 1)
+        else:
+            manifest = Manifest.parse(raw, where, descriptor.media_type)
+            for blob in (manifest.config, *manifest.layers):
+                yield from _walk(layout, blob, seen, depth + 1)
+    except FormatError as exc:
+        raise LayoutError(str(exc)) from exc
+    seen.add(descriptor.digest)
+    yield Node(descriptor, raw)

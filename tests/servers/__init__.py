@@ -1,0 +1,1 @@
+"""Servers for the push tests: the real distribution registry, a token issuer, a fault-injecting proxy."""
