@@ -14,6 +14,7 @@ from pyoci.errors import (
     DigestMismatchError,
     FormatError,
     LayoutError,
+    PlatformConflictError,
     PushError,
     PyociError,
     TagError,
@@ -21,7 +22,7 @@ from pyoci.errors import (
 from pyoci.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.layout.store import ImageLayout
-from pyoci.merge import MergeResult, MergeSource, PlatformConflictError, merge
+from pyoci.merge import MergeResult, MergeSource, merge
 from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
 from pyoci.push import PushResult, RegistryOptions, push

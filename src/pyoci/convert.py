@@ -151,14 +151,37 @@ def _tag_annotations(image: ArchiveImage, tag: str | None, where: str) -> list[d
 
 
 @dataclass
-class _Planned:
+class PlannedImage:
+    """An archive image checked and staged, not yet written.
+
+    Attributes:
+        image: its manifest.json entry.
+        config: its parsed config (with the exact bytes).
+        layers: its staged layers, base first, each matching the config's diff_id.
+        annotations: one index.json annotation set per tag to write.
+    """
+
     image: ArchiveImage
     config: ImageConfig
     layers: list[StagedLayer]
     annotations: list[dict[str, str]]
 
 
-def _plan(archive: ScannedArchive, image: ArchiveImage, tag: str | None, progress: Progress | None) -> _Planned:
+def plan_image(
+    archive: ScannedArchive, image: ArchiveImage, tag: str | None, progress: Progress | None = None
+) -> PlannedImage:
+    """Check one image of a scanned archive: config parsed, every layer staged and matched to its diff_id.
+
+    Args:
+        archive: the scanned archive.
+        image: the manifest.json entry to plan.
+        tag: the destination tag, or None for the image's RepoTags.
+        progress: receives byte counts for small layers staged now.
+
+    Raises:
+        ArchiveError: an invalid config, or a layer count that differs from the diff_ids.
+        DiffIDMismatchError: a layer whose sha256 is not its diff_id (image-spec ``config.md``).
+    """
     where = f"{archive.name}: {image.config}"
     try:
         config = ImageConfig.parse(archive.document(image.config), where)
@@ -177,10 +200,10 @@ def _plan(archive: ScannedArchive, image: ArchiveImage, tag: str | None, progres
                 f"config says {expected}, layer data is {staged.result.diff_id}"
             )
         layers.append(staged)
-    return _Planned(image, config, layers, _tag_annotations(image, tag, f"{archive.name}: manifest.json"))
+    return PlannedImage(image, config, layers, _tag_annotations(image, tag, f"{archive.name}: manifest.json"))
 
 
-def _check_unique_tags(planned: list[_Planned], where: str) -> None:
+def _check_unique_tags(planned: list[PlannedImage], where: str) -> None:
     seen: dict[str, ArchiveImage] = {}
     for plan in planned:
         for entry in plan.annotations:
@@ -194,7 +217,7 @@ def _check_unique_tags(planned: list[_Planned], where: str) -> None:
             seen[name] = plan.image
 
 
-def _write(layout: ImageLayout, planned: list[_Planned]) -> list[ConvertedImage]:
+def _write(layout: ImageLayout, planned: list[PlannedImage]) -> list[ConvertedImage]:
     layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
     committed = iter(layout.commit_blobs(layer_blobs))
     results = []
@@ -266,7 +289,7 @@ def convert(
         scan(stream, name, layout, options, progress) as archive,
     ):
         chosen = select_images(archive.images(), src, all_images)
-        planned = [_plan(archive, image, dest.tag, progress) for image in chosen]
+        planned = [plan_image(archive, image, dest.tag, progress) for image in chosen]
         _check_unique_tags(planned, name)
         images = _write(layout, planned)
     return ConvertResult(Path(dest.path), tuple(images))

@@ -11,6 +11,7 @@ the command line turns it into one line on stderr and a non-zero exit status::
      |    +-- BlobNotFoundError     a descriptor whose blob is absent
      |    +-- TagError              a tag that is missing or ambiguous in a layout
      +-- DigestMismatchError    bytes whose digest or size differ from what was declared
+     +-- PlatformConflictError  two images of one merge for the same platform
      +-- StreamNotConsumedError a stream result asked for before the stream was read to its end
      +-- PushError              a registry or static-tree destination refused or failed a push
           +-- AuthError             credentials missing, unreadable or refused by a registry
@@ -51,6 +52,10 @@ class TagError(LayoutError):
 
 class DigestMismatchError(PyociError):
     """Bytes whose digest or size differ from the descriptor that declared them."""
+
+
+class PlatformConflictError(PyociError):
+    """Two images of one merge are for the same platform (and ``replace`` was not asked for)."""
 
 
 class StreamNotConsumedError(PyociError):

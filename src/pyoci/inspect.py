@@ -30,7 +30,7 @@ from pyoci import mediatype
 from pyoci.archive.reader import MANIFEST_FILE, scan
 from pyoci.archive.source import STDIN, open_archive
 from pyoci.compression import Compression
-from pyoci.convert import _plan, select_images
+from pyoci.convert import plan_image, select_images
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
@@ -332,7 +332,7 @@ def _inspect_archive(ref: ArchiveReference, where: str) -> InspectResult:
             chosen = select_images(archive.images(), ref, all_images=ref.name is None and ref.position is None)
             images = []
             for image in chosen:
-                config = (planned := _plan(archive, image, "inspect", None)).config
+                config = (planned := plan_image(archive, image, "inspect")).config
                 layers = tuple(
                     Descriptor(mediatype.LAYER, staged.result.diff_id, staged.writer.size) for staged in planned.layers
                 )

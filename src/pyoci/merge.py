@@ -35,7 +35,7 @@ from pyoci import mediatype
 from pyoci.convert import DEFAULT_TAG, as_layout_reference, convert
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, PyociError, TagError
+from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, PlatformConflictError, TagError
 from pyoci.hashing import VerifyingReader
 from pyoci.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, temp_name, writing
@@ -47,10 +47,6 @@ from pyoci.reference import LayoutReference, Reference
 
 _CHUNK = 1 << 20
 _SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
-
-
-class PlatformConflictError(PyociError):
-    """Two images of one merge are for the same platform (and ``replace`` was not asked for)."""
 
 
 @dataclass(frozen=True)

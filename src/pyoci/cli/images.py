@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from pyoci.cli.options import layer_options
 from pyoci.cli.progress import make_progress
-from pyoci.compression import Compression
 from pyoci.gc import gc, untag
 from pyoci.inspect import inspect
 from pyoci.merge import MergeSource, merge, parse_annotation, parse_platform_override
@@ -34,16 +34,7 @@ def _emit_json(obj: Any) -> None:
 @click.option("--replace", is_flag=True, help="A platform given twice, or already under the tag, is replaced.")
 @click.option("--flat", is_flag=True, help="Write the platform entries straight into index.json, untagged.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Image index annotation.")
-@click.option(
-    "--compression",
-    type=click.Choice([c.value for c in Compression]),
-    default="gzip",
-    show_default=True,
-    help="Layer compression for docker-archive sources.",
-)
-@click.option("--level", type=int, help="Compression level on the codec's own scale (as for convert).")
-@click.option("--threads", type=int, default=0, help="Compression threads (default: all cores).")
-@click.option("--recompress", is_flag=True, help="Re-compress archive layers already in the requested compression.")
+@layer_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 def merge_command(
@@ -53,10 +44,7 @@ def merge_command(
     replace: bool,
     flat: bool,
     annotations: tuple[str, ...],
-    compression: str,
-    level: int | None,
-    threads: int,
-    recompress: bool,
+    options: LayerOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -75,7 +63,7 @@ def merge_command(
         flat=flat,
         replace=replace,
         annotations=dict(parse_annotation(text) for text in annotations),
-        options=LayerOptions(Compression(compression), level, threads, recompress),
+        options=options,
         progress=make_progress(quiet),
     )
     if as_json:

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from pyoci.cli.options import layer_options
 from pyoci.cli.progress import make_progress
-from pyoci.compression import Compression
 from pyoci.convert import ConvertResult, convert
 from pyoci.errors import PyociError
 from pyoci.pipeline import LayerOptions
@@ -66,20 +66,7 @@ def _convert_json(result: ConvertResult) -> dict[str, Any]:
 @click.argument("destination")
 @click.option("--tag", help="Tag (ref.name) for the image when DESTINATION has none.")
 @click.option("--all", "all_images", is_flag=True, help="Convert every image in the archive.")
-@click.option(
-    "--compression",
-    type=click.Choice([c.value for c in Compression]),
-    default="gzip",
-    show_default=True,
-    help="Layer compression written.",
-)
-@click.option(
-    "--level", type=int, help="Compression level on the codec's own scale: gzip 0-3 (default 2), zstd 1-19 (default 3)."
-)
-@click.option(
-    "--threads", type=int, default=0, help="Compression threads (default: all cores); the output does not depend on it."
-)
-@click.option("--recompress", is_flag=True, help="Re-compress layers that already arrive in the requested compression.")
+@layer_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 def convert_command(
@@ -87,10 +74,7 @@ def convert_command(
     destination: str,
     tag: str | None,
     all_images: bool,
-    compression: str,
-    level: int | None,
-    threads: int,
-    recompress: bool,
+    options: LayerOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -100,7 +84,6 @@ def convert_command(
     docker-archive:PATH[:NAME:TAG|:@N]. DESTINATION is a directory, oci:DIR[:TAG] or
     oci-archive:FILE[:TAG]. Prints the manifest digest of each image written.
     """
-    options = LayerOptions(Compression(compression), level, threads, recompress)
     result = convert(
         source, destination, tag=tag, all_images=all_images, options=options, progress=make_progress(quiet)
     )

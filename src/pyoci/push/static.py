@@ -327,11 +327,11 @@ def s3_upload_script(types: Mapping[str, str]) -> str:
         "# Usage: s3-upload.sh s3://BUCKET[/PREFIX] [extra aws options, e.g. --endpoint-url URL]",
         "# Serve the bucket as a website with index document index.html (for the /v2/ answer).",
         "set -eu",
-        'dest=${1:?usage: s3-upload.sh s3://BUCKET[/PREFIX] [aws options]}',
+        "dest=${1:?usage: s3-upload.sh s3://BUCKET[/PREFIX] [aws options]}",
         "shift",
         'cd "$(dirname "$0")/.."',
         "aws s3 sync v2/ \"$dest/v2/\" --size-only --exclude '*' --include '*/blobs/*' "
-        "--content-type application/octet-stream \"$@\"",
+        '--content-type application/octet-stream "$@"',
     ]
     for key, media_type in types.items():
         quoted = shlex.quote(key)
