@@ -36,8 +36,9 @@ MAGIC_LENGTH = 4
 GZIP_BLOCK_SIZE = 1 << 20
 """Input bytes per independently compressed gzip block; part of what decides the output bytes."""
 
-ZSTD_JOB_SIZE = 4 << 20
-"""zstd multi-threaded job size in bytes: bounds memory per worker; part of what decides the bytes."""
+ZSTD_JOB_SIZE = 2 << 20
+"""zstd multi-threaded job size in bytes: part of what decides the bytes. 2 MiB keeps a 2-thread
+conversion under 64 MiB of peak memory (4 MiB jobs: 74 MiB) for 0.4% larger output."""
 
 
 class Compression(enum.Enum):
