@@ -132,7 +132,9 @@ def small_layers_archives(layer: Path, workdir: Path, count: int = 200, size: in
 
     for path, layers in ((many, [wrap([p]) for p in pieces]), (one, [wrap(pieces)])):
         diff_ids = [f"sha256:{hashlib.sha256(x).hexdigest()}" for x in layers]
-        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        ).encode()
         names = [f"{d[7:]}.tar" for d in diff_ids]
         manifest = json.dumps([{"Config": "config.json", "RepoTags": ["bench:1"], "Layers": names}]).encode()
         with tarfile.open(path, "w") as tar:
@@ -192,7 +194,9 @@ def table(rows: list[Row], label: str) -> str:
         detail = ", ".join(f"{r.wall:.2f}" for r in row.runs)
         ratio = wall / first[row.case]
         distinct = {r.layer_digests for r in row.runs}
-        deterministic = "" if len(distinct) == 1 else f" (digests differ between runs: {sorted(len(d) for d in distinct)} layers)"
+        deterministic = (
+            "" if len(distinct) == 1 else f" (digests differ between runs: {sorted(len(d) for d in distinct)} layers)"
+        )
         lines.append(
             f"| {row.case} | {row.tool} | {wall:.2f} | {detail} | {row.median('cpu'):.2f} | {max(r.rss_mib for r in row.runs):.1f} "
             f"| {row.runs[0].out_bytes:,}{deterministic} | {ratio:.2f}x |"
@@ -217,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     workdir = Path(args.out)
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}; skopeo: {shutil.which('skopeo') or 'absent'}")
+    print(
+        f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}; skopeo: {shutil.which('skopeo') or 'absent'}"
+    )
     for kind in args.kind:
         for size_text in args.size:
             size = make_layers.parse_size(size_text)
