@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import sys
-import sysconfig
-from pathlib import Path
 
 SAMPLE_BYTES = 6_000_000
 CASES = [("gzip", 1), ("gzip", 2), ("gzip", 3), ("zstd", 3), ("zstd", 9)]
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs = {"native": [sys.executable, __file__, "--child", args.sample]}
     qemu = shutil.which("qemu-x86_64")
-    python = str(Path(sysconfig.get_paths()["stdlib"]).parent.parent / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    python = os.path.realpath(sys.executable)  # the base interpreter: sys.path comes in PYTHONPATH
     for model in args.models if qemu else []:
         runs[model] = [qemu, "-cpu", model, python, __file__, "--child", args.sample]
     paths = ":".join(p for p in sys.path if p)
