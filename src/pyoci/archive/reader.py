@@ -268,6 +268,10 @@ def scan(
         try:
             for member in tar:
                 _take(archive, tar, member, progress)
+            # read past the end-of-archive marker to the end of the input: a producer writing the
+            # tar's record padding into a pipe gets no EPIPE, and a gzip or zstd trailer is checked
+            while stream.read(1 << 20):
+                pass
             for completion in archive.in_flight:
                 completion.result()
         except compression.DECODE_ERRORS as exc:
