@@ -204,3 +204,20 @@ def test_mutations_fail_cleanly(
 def test_digest_of_base_is_stable() -> None:
     assert hashlib.sha256(BASE).hexdigest() == hashlib.sha256(simple_archive(n_layers=2)).hexdigest()
     assert issubclass(ArchiveError, PyociError)
+
+
+@pytest.mark.parametrize("tag", ["", "../../x", "a//b", "-x", "a b", "x" * 256])
+def test_invalid_tags_are_refused(tmp_path: Path, tag: str) -> None:
+    with pytest.raises(FormatError, match="invalid tag"):
+        convert(str(FIXTURES / "hello-amd64.tar"), str(tmp_path / "o"), tag=tag)
+    assert not (tmp_path / "o").exists()
+
+
+def test_layout_tag_that_is_no_registry_tag_is_not_pushed_as_a_path(tmp_path: Path) -> None:
+    from pyoci import push
+
+    layout = tmp_path / "l"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{layout}:team/app:1.0")
+    with pytest.raises(FormatError, match="not a valid registry tag"):
+        push(f"oci:{layout}:team/app:1.0", f"static:{tmp_path / 'site'}:repo")
+    assert not list((tmp_path).glob("**/manifests/team*"))

@@ -30,7 +30,15 @@ from pyoci.layout.store import ImageLayout, writing
 from pyoci.manifest import ImageConfig, Manifest
 from pyoci.pipeline import LayerOptions
 from pyoci.progress import Progress
-from pyoci.reference import ArchiveReference, BarePath, ImageName, LayoutReference, Reference, parse_reference
+from pyoci.reference import (
+    ArchiveReference,
+    BarePath,
+    ImageName,
+    LayoutReference,
+    Reference,
+    check_layout_tag,
+    parse_reference,
+)
 
 DEFAULT_TAG = "latest"
 
@@ -95,6 +103,7 @@ def as_layout_reference(ref: Reference | str, tag: str | None = None) -> LayoutR
     if not isinstance(ref, LayoutReference):
         raise FormatError(f"{ref}: expected an OCI layout (a directory, oci:DIR[:TAG] or oci-archive:FILE)")
     if tag is not None:
+        check_layout_tag(tag, "--tag")
         if ref.tag is not None and ref.tag != tag:
             raise FormatError(f"{ref}: tag given twice ({ref.tag!r} and --tag {tag!r})")
         ref = LayoutReference(ref.path, tag, ref.archive)
@@ -141,7 +150,7 @@ def _tag_annotations(image: ArchiveImage, tag: str | None, where: str) -> list[d
     if not image.repo_tags:
         return [{REF_NAME: DEFAULT_TAG}]
     out = []
-    for repo_tag in image.repo_tags:
+    for repo_tag in dict.fromkeys(image.repo_tags):  # a tag listed twice is written once
         try:
             name = ImageName.parse(repo_tag)
         except FormatError as exc:

@@ -20,7 +20,7 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError
 
 DOCKER_HUB = "docker.io"
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _DOMAIN = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
 
@@ -79,14 +79,32 @@ class BarePath:
 Reference = ArchiveReference | LayoutReference | BarePath
 
 
+_REF_NAME_COMPONENT = re.compile(r"^[A-Za-z0-9]+(?:[-._:@+][A-Za-z0-9]+)*$")
+
+
 def check_layout_tag(tag: str, where: str) -> str:
-    """Return ``tag`` if it can be an ``org.opencontainers.image.ref.name`` (non-empty, no whitespace).
+    """Return ``tag`` if it is a valid ``org.opencontainers.image.ref.name``.
+
+    The grammar is image-spec ``annotations.md``: components of ``A-Za-z0-9`` joined by one of
+    ``-._:@+``, separated by ``/`` (so no empty, ``..`` or leading-separator names), at most 255
+    characters here.
 
     Raises:
-        FormatError: empty or containing whitespace or control characters.
+        FormatError: the tag does not follow that grammar.
     """
-    if not tag or any(c.isspace() or ord(c) < 32 for c in tag):
-        raise FormatError(f"{where}: invalid tag {tag!r}")
+    if len(tag) > 255 or not all(_REF_NAME_COMPONENT.match(part) for part in tag.split("/")):
+        raise FormatError(f"{where}: invalid tag {tag!r} (letters and digits joined by - . _ : @ + or /)")
+    return tag
+
+
+def check_registry_tag(tag: str, where: str) -> str:
+    """Return ``tag`` if it is a valid registry tag (distribution-spec: ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``).
+
+    Raises:
+        FormatError: it is not.
+    """
+    if not _TAG.match(tag):
+        raise FormatError(f"{where}: {tag!r} is not a valid registry tag")
     return tag
 
 

@@ -29,7 +29,15 @@ from pyoci.push.registry import RegistryClient, RegistryOptions, RegistryTarget
 from pyoci.push.static import StaticDestination, StaticTree
 from pyoci.push.target import BlobOpener, Mount, Target
 from pyoci.push.walk import Node, resolve, walk
-from pyoci.reference import ArchiveReference, BarePath, ImageName, LayoutReference, Reference, parse_reference
+from pyoci.reference import (
+    ArchiveReference,
+    BarePath,
+    ImageName,
+    LayoutReference,
+    Reference,
+    check_registry_tag,
+    parse_reference,
+)
 
 log = logging.getLogger("pyoci.push")
 
@@ -231,6 +239,8 @@ def push(
         done: dict[str, list[str]] = {}
         results = []
         for dest in dests:
+            if dest.tag is None and dest.digest is None and source_tag is not None:
+                check_registry_tag(source_tag, f"{source}: tag (give the destination a tag)")
             reference = dest.tag or (str(dest.digest) if dest.digest else None) or source_tag or DEFAULT_TAG
             key, target = session.target(dest)
             repository = dest.repository
