@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -221,3 +222,17 @@ def test_layout_tag_that_is_no_registry_tag_is_not_pushed_as_a_path(tmp_path: Pa
     with pytest.raises(FormatError, match="not a valid registry tag"):
         push(f"oci:{layout}:team/app:1.0", f"static:{tmp_path / 'site'}:repo")
     assert not list((tmp_path).glob("**/manifests/team*"))
+
+
+def test_oci_archive_never_replaces_a_special_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "dir").mkdir()
+    for target in (fifo, tmp_path / "dir"):
+        with pytest.raises(LayoutError, match="is not a regular file"):
+            convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{target}")
+    assert fifo.is_fifo()
+    real = tmp_path / "real.tar"
+    (tmp_path / "link.tar").symlink_to(real)
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'link.tar'}")
+    assert (tmp_path / "link.tar").is_symlink() and real.stat().st_size > 0

@@ -25,7 +25,7 @@ from pyoci.archive.reader import ArchiveImage, ScannedArchive, StagedLayer, scan
 from pyoci.archive.source import open_archive
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
+from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError, LayoutError
 from pyoci.layout.store import ImageLayout, writing
 from pyoci.manifest import ImageConfig, Manifest
 from pyoci.pipeline import LayerOptions
@@ -307,8 +307,14 @@ def convert(
 def _convert_to_oci_archive(
     src: ArchiveReference, dest: LayoutReference, all_images: bool, options: LayerOptions, progress: Progress | None
 ) -> ConvertResult:
-    target = Path(dest.path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # follow a symlink to the file it names; replace only a regular file (never a device or FIFO)
+    target = Path(os.path.realpath(dest.path))
+    if target.exists() and not target.is_file():
+        raise LayoutError(f"{dest.path}: exists and is not a regular file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LayoutError(f"{dest.path}: cannot create its directory: {exc.strerror}") from exc
     with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-", dir=target.parent) as tmp:
         staging = os.path.join(tmp, "layout")
         result = convert(
