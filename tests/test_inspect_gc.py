@@ -277,3 +277,22 @@ def test_gc_waits_for_a_writer_and_keeps_its_blobs(tmp_path: Path) -> None:
     ]
     assert entries[1]["digest"] == manifest_digest
     validate_layout(out)
+
+
+def test_gc_refuses_entries_it_cannot_follow(tmp_path: Path) -> None:
+    import json as _json
+
+    from pyoci import LayoutError, convert, gc
+
+    layout = tmp_path / "l"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{layout}:1.0")
+    index_path = layout / "index.json"
+    original = _json.loads(index_path.read_text())
+    for media_type in ("application/vnd.example.thing+json", "application/vnd.oci.image.index.v1+json"):
+        index = _json.loads(_json.dumps(original))
+        index["manifests"][0]["mediaType"] = media_type
+        index_path.write_text(_json.dumps(index))
+        before = sorted(p.name for p in (layout / "blobs/sha256").iterdir())
+        with pytest.raises(LayoutError, match="nothing removed"):
+            gc(layout)
+        assert sorted(p.name for p in (layout / "blobs/sha256").iterdir()) == before

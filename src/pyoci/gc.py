@@ -156,28 +156,53 @@ def _descriptors(obj: Any, key: str, where: str) -> list[Descriptor]:
 def reachable(layout: ImageLayout) -> set[Digest]:
     """Return the digests of every blob reachable from ``index.json`` (see the module docstring).
 
+    Entries of ``index.json`` and of image indexes must be image manifests or indexes whose
+    ``mediaType`` agrees with their descriptor: anything else could hold references gc cannot see,
+    so gc refuses rather than delete what they point to.
+
     Raises:
         BlobNotFoundError: an index or manifest on the way is missing.
         DigestMismatchError: one is corrupt.
         FormatError: one does not parse.
+        LayoutError: an entry gc cannot follow (unknown media type, or one its document contradicts).
     """
     seen: set[Digest] = set()
-    pending = list(layout.read_index().manifests)
+    pending = [(entry, True) for entry in layout.read_index().manifests]
     while pending:
-        descriptor = pending.pop()
+        descriptor, is_entry = pending.pop()
         if descriptor.digest in seen:
             continue
         seen.add(descriptor.digest)
-        if descriptor.media_type in mediatype.INDEX_TYPES:
-            where = f"{layout.root}: index {descriptor.digest}"
-            obj = load_json(layout.read_blob(descriptor), where)
-            pending += _descriptors(obj, "manifests", where) + _descriptors(obj, "subject", where)
-        elif descriptor.media_type in mediatype.MANIFEST_TYPES:
-            where = f"{layout.root}: manifest {descriptor.digest}"
-            obj = load_json(layout.read_blob(descriptor), where)
+        kind = _kind(descriptor.media_type)
+        if kind is None:
+            if is_entry:
+                raise LayoutError(
+                    f"{layout.root}: {descriptor.digest}: gc cannot follow media type {descriptor.media_type!r};"
+                    " nothing removed"
+                )
+            continue
+        where = f"{layout.root}: {kind} {descriptor.digest}"
+        obj = load_json(layout.read_blob(descriptor), where)
+        declared = obj.get("mediaType") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or (declared is not None and declared != descriptor.media_type):
+            raise LayoutError(
+                f"{where}: the document is not the {descriptor.media_type} its descriptor says; nothing removed"
+            )
+        if kind == "index":
+            pending += [(d, True) for d in _descriptors(obj, "manifests", where)]
+            pending += [(d, False) for d in _descriptors(obj, "subject", where)]
+        else:
             for key in ("config", "layers", "subject"):
-                pending += _descriptors(obj, key, where)
+                pending += [(d, False) for d in _descriptors(obj, key, where)]
     return seen
+
+
+def _kind(media_type: str) -> str | None:
+    if media_type in mediatype.INDEX_TYPES:
+        return "index"
+    if media_type in mediatype.MANIFEST_TYPES:
+        return "manifest"
+    return None
 
 
 def _temp_pid(name: str) -> int | None:
