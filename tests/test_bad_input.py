@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +240,28 @@ def test_oci_archive_never_replaces_a_special_file(tmp_path: Path) -> None:
     (tmp_path / "link.tar").symlink_to(real)
     convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'link.tar'}")
     assert (tmp_path / "link.tar").is_symlink() and real.stat().st_size > 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_layer_leaves_no_temporary_file(tmp_path: Path, signum: int) -> None:
+    layer = layer_tar({"big.bin": os.urandom(8 << 20)})
+    data = docker_archive([("l.tar", layer, None), ("c.json", config_for([layer]), None)])
+    layout = tmp_path / "l"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{layout}:keep")
+    before = snapshot(layout)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyoci", "convert", "-", f"oci:{layout}:new"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(data[: len(data) // 2])
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not list(layout.glob(".pyoci-tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=20) == 128 + signum
+    assert "Traceback" not in proc.stderr.read().decode()
+    proc.stdin.close()
+    assert snapshot(layout) == before

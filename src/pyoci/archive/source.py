@@ -6,17 +6,41 @@ The stream is never seeked, so a pipe works as well as a file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import select
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pyoci import compression
 from pyoci.errors import ArchiveError
-from pyoci.streams import PrefixedReader, Readable, read_exactly_head
+from pyoci.streams import PrefixedReader, Readable, ReaderBase, read_exactly_head
 
 STDIN = "-"
 _BUFFER = 1 << 20
+_POLL_SECONDS = 0.5
+
+
+class StdinReader(ReaderBase):
+    """Reads a file descriptor (stdin) without ever blocking for long in one system call.
+
+    A signal (Ctrl-C, SIGTERM) may be delivered to any thread of the process; Python runs its
+    handler only when the main thread returns to the interpreter. A ``read`` that waits on an idle
+    pipe would postpone that forever, so reads wait in ``select`` for at most
+    :data:`_POLL_SECONDS` at a time. Reads may return fewer bytes than asked.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        with contextlib.suppress(OSError, AttributeError):  # not a pipe, or not Linux: keep its size
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _BUFFER)  # fewer, larger reads from a pipe
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Return up to ``n`` bytes (at most 1 MiB when ``n`` < 0); ``b""`` at the end of input."""
+        while not select.select([self._fd], [], [], _POLL_SECONDS)[0]:
+            pass
+        return os.read(self._fd, _BUFFER if n < 0 else n)
 
 
 @contextlib.contextmanager
@@ -29,7 +53,7 @@ def open_archive(path: str) -> Iterator[Readable]:
     name = "stdin" if path == STDIN else path
     with contextlib.ExitStack() as stack:
         if path == STDIN:
-            raw: BinaryIO = sys.stdin.buffer
+            raw: Readable = StdinReader(sys.stdin.fileno())
         else:
             try:
                 raw = stack.enter_context(open(Path(path), "rb", buffering=_BUFFER))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Any
 
@@ -16,10 +17,20 @@ from pyoci.pipeline import LayerOptions
 from pyoci.verify import verify
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every cleanup runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 class _Group(click.Group):
     """Turns every :class:`PyociError` into one line on stderr and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # CI cancellation, timeout(1) and docker stop send SIGTERM: clean up temporary files as for SIGINT
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except PyociError as exc:
@@ -32,6 +43,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("pyoci: interrupted", err=True)
             sys.exit(130)
+        except _Terminated:
+            click.echo("pyoci: terminated", err=True)
+            sys.exit(143)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
