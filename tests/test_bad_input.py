@@ -265,3 +265,26 @@ def test_signal_mid_layer_leaves_no_temporary_file(tmp_path: Path, signum: int) 
     assert "Traceback" not in proc.stderr.read().decode()
     proc.stdin.close()
     assert snapshot(layout) == before
+
+
+def test_write_failure_is_blamed_on_the_destination(tmp_path: Path) -> None:
+    import resource
+
+    layer = layer_tar({"big.bin": os.urandom(3 << 20)})
+    path = write(tmp_path, docker_archive([("l.tar", layer, None), ("c.json", config_for([layer]), None)]))
+
+    def small_files() -> None:  # in the child: writes past 1 MiB fail with EFBIG instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    out = tmp_path / "o"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyoci", "convert", "--compression", "none", str(path), str(out)],
+        capture_output=True,
+        preexec_fn=small_files,
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert err == f"pyoci: error: {out}: cannot write a blob: File too large\n"
+    assert not out.exists()

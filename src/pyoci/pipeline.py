@@ -149,6 +149,8 @@ def feed_layer(
                 writer.close()
         sink.abort()
         if isinstance(exc, compression.DECODE_ERRORS):
+            if input_compression is Compression.NONE:
+                raise ArchiveError(f"{where}: cannot read layer data: {exc}") from exc
             raise ArchiveError(f"{where}: corrupt {input_compression.value} layer data: {exc}") from exc
         raise
 

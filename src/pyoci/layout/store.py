@@ -111,7 +111,10 @@ class BlobWriter:
     def __init__(self, layout: ImageLayout, background: bool = False) -> None:
         self._layout = layout
         self.path = temp_name(layout.root)
-        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
+        try:
+            self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self._digester = Digester()
         self._drain = DrainingWriter(self._file, self._digester) if background else None
         self.closed = False
@@ -119,12 +122,22 @@ class BlobWriter:
         self.durable = False
 
     def write(self, data: bytes | memoryview, /) -> int:
-        """Hash and write ``data``; returns its length."""
-        if self._drain is not None:
-            return self._drain.write(data)
-        self._digester.update(data)
-        self._file.write(data)
+        """Hash and write ``data``; returns its length.
+
+        Raises:
+            LayoutError: the file system refused the write (a full disk, a read-only layout).
+        """
+        try:
+            if self._drain is not None:
+                return self._drain.write(data)
+            self._digester.update(data)
+            self._file.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from exc
         return len(data)
+
+    def _failed(self, exc: OSError) -> LayoutError:
+        return LayoutError(f"{self._layout.root}: cannot write a blob: {exc.strerror or exc}")
 
     def flush(self) -> None:
         """Flush buffered bytes (a background writer flushes in :meth:`finish`)."""
@@ -143,15 +156,17 @@ class BlobWriter:
         blobs at once), so staging many small layers costs no fsync each.
 
         Raises:
-            OSError: writing failed (the temporary file is removed).
+            LayoutError: writing failed (the temporary file is removed).
         """
         if not self.closed:
             try:
                 if self._drain is not None:
                     self._drain.close()
                 self._file.close()
-            except BaseException:
+            except BaseException as exc:
                 self.abort()
+                if isinstance(exc, OSError):
+                    raise self._failed(exc) from exc
                 raise
             self.closed = True
             self._digester.finish()
@@ -169,12 +184,16 @@ class BlobWriter:
         if expected is not None and expected != digest:
             self.abort()
             raise DigestMismatchError(f"blob {self.path.name}: digest: expected {expected}, got {digest}")
-        if not self.durable:
-            fsync_path(self.path)
-            self.durable = True
         target = self._layout.blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, target)
+        try:
+            if not self.durable:
+                fsync_path(self.path)
+                self.durable = True
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path, target)
+        except OSError as exc:
+            self.abort()
+            raise self._failed(exc) from exc
         self.committed = True
         return Descriptor(media_type, digest, self._digester.size)
 
@@ -184,11 +203,12 @@ class BlobWriter:
             return
         if not self.closed:
             self.closed = True
-            if self._drain is not None:
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the error that led here is the one to report
+                if self._drain is not None:
                     self._drain.close()
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+                self._file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
 
 class ImageLayout:
