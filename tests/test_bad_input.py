@@ -288,3 +288,9 @@ def test_write_failure_is_blamed_on_the_destination(tmp_path: Path) -> None:
     assert proc.returncode == 1, err
     assert err == f"pyoci: error: {out}: cannot write a blob: File too large\n"
     assert not out.exists()
+
+
+def test_deeply_nested_json_is_a_clean_error(tmp_path: Path) -> None:
+    path = write(tmp_path, docker_archive([("manifest.json", b"[" * 100000 + b"]" * 100000, None)]))
+    proc = run_pyoci("convert", str(path), str(tmp_path / "o"), check=False)
+    assert proc.returncode == 1 and proc.stderr.decode().endswith("manifest.json: JSON nested too deeply\n")

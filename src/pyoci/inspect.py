@@ -35,7 +35,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, ImageLayout
-from pyoci.manifest import ImageConfig, Index, Manifest
+from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
 from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
 from pyoci.reference import ArchiveReference, BarePath, LayoutReference, Reference, parse_reference
@@ -143,7 +143,9 @@ def entry_platform(config: Platform, declared: Platform | None) -> Platform:
     )
 
 
-def platform_manifests(layout: ImageLayout, descriptor: Descriptor, where: str) -> list[PlatformManifest]:
+def platform_manifests(
+    layout: ImageLayout, descriptor: Descriptor, where: str, depth: int = 0
+) -> list[PlatformManifest]:
     """Walk ``descriptor`` (an image manifest or index) down to its image manifests, reading and verifying each.
 
     Nested indexes are followed depth first, in ``manifests`` order (image-spec ``image-index.md``).
@@ -152,16 +154,22 @@ def platform_manifests(layout: ImageLayout, descriptor: Descriptor, where: str) 
         layout: where the blobs are.
         descriptor: an index.json entry or an index's child.
         where: a name for messages (the source reference).
+        depth: how many indexes enclose ``descriptor``.
 
     Raises:
         BlobNotFoundError: a blob is absent.
         DigestMismatchError: a blob's bytes differ from its descriptor.
         FormatError: a manifest, index or config does not parse (e.g. an artifact that is not an image).
-        LayoutError: a descriptor whose media type is neither an image manifest nor an index.
+        LayoutError: a descriptor whose media type is neither an image manifest nor an index, or
+            indexes nested deeper than :data:`~pyoci.manifest.MAX_INDEX_DEPTH`.
     """
     if descriptor.media_type in mediatype.INDEX_TYPES:
+        if depth >= MAX_INDEX_DEPTH:
+            raise LayoutError(
+                f"{where}: index {descriptor.digest}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
+            )
         index = Index.parse(layout.read_blob(descriptor), f"{where}: index {descriptor.digest}")
-        return [item for child in index.manifests for item in platform_manifests(layout, child, where)]
+        return [item for child in index.manifests for item in platform_manifests(layout, child, where, depth + 1)]
     if descriptor.media_type not in mediatype.MANIFEST_TYPES:
         raise LayoutError(
             f"{where}: {descriptor.digest}: media type {descriptor.media_type!r} is not an image manifest or index"

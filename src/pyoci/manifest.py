@@ -18,6 +18,9 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.platform import Platform
 
+MAX_INDEX_DEPTH = 8
+"""Image indexes nested deeper than this are refused (real images nest one or two levels)."""
+
 
 def dump_json(obj: Any) -> bytes:
     """Serialise ``obj`` compactly as UTF-8 JSON, keys in insertion order (deterministic)."""
@@ -34,6 +37,8 @@ def load_json(data: bytes, where: str) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"{where}: invalid JSON: {exc}") from exc
+    except RecursionError:
+        raise FormatError(f"{where}: JSON nested too deeply") from None
 
 
 @dataclass(frozen=True)

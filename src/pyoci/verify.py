@@ -19,7 +19,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
-from pyoci.manifest import ImageConfig, Index, Manifest, load_json
+from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest, load_json
 from pyoci.reference import BarePath, LayoutReference, parse_reference
 from pyoci.streams import PrefixedReader, read_exactly_head
 
@@ -85,9 +85,12 @@ class _Verifier:
         self.checked.add(descriptor.digest)
         return data
 
-    def entry(self, descriptor: Descriptor, where: str) -> None:
+    def entry(self, descriptor: Descriptor, where: str, depth: int = 0) -> None:
         if descriptor.media_type in mediatype.INDEX_TYPES:
-            self.index(descriptor, where)
+            if depth >= MAX_INDEX_DEPTH:
+                self.problem(f"{where}: image indexes nested more than {MAX_INDEX_DEPTH} deep")
+                return
+            self.index(descriptor, where, depth)
         elif descriptor.media_type in mediatype.MANIFEST_TYPES:
             self.manifest(descriptor, where)
         else:
@@ -107,7 +110,7 @@ class _Verifier:
         self.media_type_matches(obj, descriptor, where)
         return raw, obj
 
-    def index(self, descriptor: Descriptor, where: str) -> None:
+    def index(self, descriptor: Descriptor, where: str, depth: int) -> None:
         where = f"{where} -> index {descriptor.digest}"
         document = self.parsed(descriptor, where, schemas.INDEX_SCHEMA)
         if document is None:
@@ -118,7 +121,7 @@ class _Verifier:
             self.problem(str(exc))
             return
         for child in index.manifests:
-            self.entry(child, where)
+            self.entry(child, where, depth + 1)
 
     def manifest(self, descriptor: Descriptor, where: str) -> None:
         where = f"{where} -> manifest {descriptor.digest}"

@@ -16,7 +16,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, ImageLayout
-from pyoci.manifest import Index, Manifest
+from pyoci.manifest import MAX_INDEX_DEPTH, Index, Manifest
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def _walk(layout: ImageLayout, descriptor: Descriptor, seen: set[Digest], depth:
     if descriptor.digest in seen:
         return
     where = f"{layout.root}: {descriptor.digest}"
-    if depth > 8:
-        raise LayoutError(f"{where}: image indexes nested more than 8 deep")
+    if depth > MAX_INDEX_DEPTH:
+        raise LayoutError(f"{where}: image indexes nested more than {MAX_INDEX_DEPTH} deep")
     if not is_manifest_type(descriptor.media_type):
         seen.add(descriptor.digest)
         yield Node(descriptor)
