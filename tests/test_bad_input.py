@@ -294,3 +294,22 @@ def test_deeply_nested_json_is_a_clean_error(tmp_path: Path) -> None:
     path = write(tmp_path, docker_archive([("manifest.json", b"[" * 100000 + b"]" * 100000, None)]))
     proc = run_pyoci("convert", str(path), str(tmp_path / "o"), check=False)
     assert proc.returncode == 1 and proc.stderr.decode().endswith("manifest.json: JSON nested too deeply\n")
+
+
+def test_layer_that_is_not_a_tar(tmp_path: Path) -> None:
+    junk = b"junk" * 2000
+    path = write(
+        tmp_path,
+        docker_archive(
+            [
+                ("l.tar", junk, None),
+                ("c.json", config_for([junk]), None),
+                (
+                    "manifest.json",
+                    json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": ["l.tar"]}]).encode(),
+                    None,
+                ),
+            ]
+        ),
+    )
+    assert_clean_failure(tmp_path, path, "layer 0 (l.tar): not a tar archive")

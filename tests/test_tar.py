@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyoci.archive.tar import BLOCK, TarReader
 from pyoci.errors import ArchiveError
+from pyoci.tar import BLOCK, TarReader
 
 
 def build(members: list[tuple[str, bytes]], fmt: int, links: dict[str, str] | None = None) -> bytes:

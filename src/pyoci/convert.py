@@ -203,6 +203,8 @@ def plan_image(
     layers = []
     for position, (path, expected) in enumerate(zip(image.layers, config.diff_ids, strict=True)):
         staged = archive.layer(path, progress)
+        if not staged.result.is_tar:
+            raise ArchiveError(f"{archive.name}: layer {position} ({path}): not a tar archive")
         if staged.result.diff_id != expected:
             raise DiffIDMismatchError(
                 f"{archive.name}: layer {position} ({path}): diff_id mismatch: "

@@ -14,13 +14,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyoci import compression, mediatype
+from pyoci import compression, mediatype, tar
 from pyoci.compression import Compression
 from pyoci.digest import Digest, Digester
 from pyoci.errors import ArchiveError
 from pyoci.layout.store import BlobWriter
 from pyoci.progress import NoProgress, Progress
-from pyoci.streams import CountingReader, PrefixedReader, Readable, TeeReader, read_exactly_head
+from pyoci.streams import CountingReader, PrefixedReader, Readable, ReaderBase, TeeReader, read_exactly_head
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the input per step."""
@@ -70,11 +70,13 @@ class LayerResult:
         diff_id: sha256 of the uncompressed tar stream.
         media_type: the OCI layer media type matching the bytes written.
         input_compression: the compression the layer arrived with.
+        is_tar: whether the uncompressed bytes start like a tar archive (image-spec ``layer.md``).
     """
 
     diff_id: Digest
     media_type: str
     input_compression: Compression
+    is_tar: bool = True
 
 
 def transcode_layer(
@@ -131,16 +133,18 @@ def feed_layer(
     digester = Digester()
     try:
         if options.keeps(input_compression):
-            _hash_into(compression.open_reader(input_compression, TeeReader(stream, sink)), digester.update)
+            check = _TarCheck(compression.open_reader(input_compression, TeeReader(stream, sink)))
+            _hash_into(check, digester.update)
         elif options.compression is Compression.NONE:
-            _hash_into(compression.open_reader(input_compression, stream), sink.write)
+            check = _TarCheck(compression.open_reader(input_compression, stream))
+            _hash_into(check, sink.write)
         else:
             threads = options.threads
             if size_hint is not None and input_compression is Compression.NONE:
                 threads = max(1, min(threads, -(-size_hint // compression.GZIP_BLOCK_SIZE)))
             writer = compression.open_writer(options.compression, sink, options.level, threads)
-            plain = compression.open_reader(input_compression, stream)
-            while chunk := plain.read(CHUNK_SIZE):
+            check = _TarCheck(compression.open_reader(input_compression, stream))
+            while chunk := check.read(CHUNK_SIZE):
                 digester.update(chunk)
                 writer.write(chunk)
     except BaseException as exc:
@@ -164,9 +168,33 @@ def feed_layer(
             raise
         # uncompressed output: the blob is the tar, its digest is the diff_id (hashed once)
         diff = blob_digest if written is Compression.NONE else digester.finish()
-        return LayerResult(diff, mediatype.layer_media_type(written), input_compression)
+        return LayerResult(diff, mediatype.layer_media_type(written), input_compression, check.is_tar)
 
     return complete
+
+
+class _TarCheck(ReaderBase):
+    """Passes a layer's uncompressed bytes through, noting whether they start like a tar archive.
+
+    A layer is a tar stream (image-spec ``layer.md``): its first 512 bytes are a header with a
+    valid checksum, or zeros (an empty archive); an empty stream passes too. Only noted, not
+    raised: an archive may hold other files that no image uses.
+    """
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self._started = False
+        self.is_tar = True
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._started:
+            return self._source.read(n)
+        self._started = True
+        head = read_exactly_head(self._source, max(n, tar.BLOCK) if n >= 0 else tar.BLOCK)
+        block = head[: tar.BLOCK]
+        zeros = block == bytes(len(block))
+        self.is_tar = zeros or (len(block) == tar.BLOCK and tar.header_checksum_ok(block))
+        return head + self._source.read() if n < 0 else head
 
 
 def _hash_into(stream: Readable, consume: Callable[[bytes], object]) -> None:

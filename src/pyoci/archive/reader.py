@@ -11,7 +11,7 @@ Shapes read (Docker's ``image/spec/v1.2`` save format and what other tools write
 * skopeo/podman: ``<digest>.tar`` layers, ``<digest>.json`` config;
 * Docker 25+: an OCI layout beside ``manifest.json`` (``manifest.json`` and the config are the truth);
 * containerd-store archives whose layer blobs are gzip or zstd compressed;
-* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (:mod:`pyoci.archive.tar`).
+* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (:mod:`pyoci.tar`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyoci import compression
-from pyoci.archive.tar import TarMember, TarReader
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import MAX_DOCUMENT_SIZE, BlobWriter, ImageLayout
 from pyoci.manifest import load_json
 from pyoci.pipeline import LayerOptions, LayerResult, feed_layer
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import PrefixedReader, Readable, read_exactly_head
+from pyoci.tar import TarMember, TarReader
 
 MANIFEST_FILE = "manifest.json"
 IN_FLIGHT = 2

@@ -74,7 +74,8 @@ def _number(field: bytes, where: str) -> int:
         raise ArchiveError(f"{where}: invalid number {digits!r} in a tar header") from None
 
 
-def _checksum_ok(block: bytes, where: str) -> bool:
+def header_checksum_ok(block: bytes, where: str = "") -> bool:
+    """True when ``block`` (512 bytes) is a tar header whose checksum holds (signed or unsigned sum)."""
     try:
         stored = _number(block[148:156], where)
     except ArchiveError:
@@ -171,7 +172,7 @@ class TarReader:
             raise ArchiveError(f"{self._where}: truncated tar archive (no end-of-archive marker)")
         if block == bytes(BLOCK):
             return None
-        if not _checksum_ok(block, self._where):
+        if not header_checksum_ok(block, self._where):
             if start == 0:
                 raise ArchiveError(f"{self._where}: not a tar archive (invalid header checksum)")
             raise ArchiveError(f"{self._where}: invalid tar header at byte {start} (bad checksum)")
