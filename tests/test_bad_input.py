@@ -313,3 +313,31 @@ def test_layer_that_is_not_a_tar(tmp_path: Path) -> None:
         ),
     )
     assert_clean_failure(tmp_path, path, "layer 0 (l.tar): not a tar archive")
+
+
+def test_layer_path_naming_a_directory(tmp_path: Path) -> None:
+    import tarfile as _tarfile
+
+    data = bytearray(
+        docker_archive(
+            [
+                (
+                    "manifest.json",
+                    json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": ["somedir"]}]).encode(),
+                    None,
+                ),
+                ("c.json", config_for([b""]), None),
+            ]
+        )
+    )
+    info = _tarfile.TarInfo("somedir")
+    info.type = _tarfile.DIRTYPE
+    path = write(tmp_path, info.tobuf() + bytes(data))
+    assert_clean_failure(tmp_path, path, "member 'somedir' is a directory, not a file")
+
+
+def test_negative_threads() -> None:
+    from pyoci import LayerOptions
+
+    with pytest.raises(FormatError, match="--threads -3"):
+        LayerOptions(threads=-3)

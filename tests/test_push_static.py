@@ -208,3 +208,13 @@ def test_upload_s3_to_moto(tree: Path) -> None:
         assert upload_s3(tree, "registry", prefix="site/", client=s3) == len(files) - len(blobs)  # blobs skipped
     finally:
         server.stop()
+
+
+def test_separate_exports_hard_link_blobs_between_repositories(layouts: dict[str, Path], tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    push(f"oci:{layouts['single']}:1.0", f"static:{site}:me/hello")
+    push(f"oci:{layouts['single']}:1.0", f"static:{site}:me/other")
+    first = sorted((site / "v2/me/hello/blobs").iterdir())
+    second = sorted((site / "v2/me/other/blobs").iterdir())
+    assert [p.name for p in first] == [p.name for p in second] and first
+    assert all(a.stat().st_ino == b.stat().st_ino for a, b in zip(first, second, strict=True))

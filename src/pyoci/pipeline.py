@@ -1,10 +1,11 @@
 """The layer pipeline: read -> sha256 of the uncompressed stream -> compress -> sha256 -> write.
 
-Stages overlap on all cores without Python-level threads of our own: ``hashlib`` releases the GIL
-while hashing, ISA-L's threaded gzip writer compresses blocks in worker threads and hashes/writes its
-output from a writer thread, and libzstd's multi-threaded mode runs its own workers. Every buffer is
-bounded (1 MiB read chunks, one queued block per gzip worker, 4 MiB zstd jobs), so memory stays flat
-whatever the layer size.
+The stages overlap on all cores: the reading thread hashes the uncompressed bytes (``hashlib``
+releases the GIL) and hands fixed-size blocks to the codec (gzip: a process-wide pool of ISA-L
+workers; zstd: libzstd's own threads); the compressed bytes are hashed and written by the blob
+writer, on a thread of its own for large layers. A layer's codec may still finish while the next
+layer streams in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip
+blocks in flight, 2 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pyoci import compression, mediatype, tar
 from pyoci.compression import Compression
 from pyoci.digest import Digest, Digester
-from pyoci.errors import ArchiveError
+from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import BlobWriter
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import CountingReader, PrefixedReader, Readable, ReaderBase, TeeReader, read_exactly_head
@@ -38,7 +39,7 @@ class LayerOptions:
     Attributes:
         compression: output codec; default gzip.
         level: codec level on its own scale (gzip 0-3, zstd 1-19); None for the default.
-        threads: codec worker threads (>= 1); the bytes written do not depend on it.
+        threads: codec worker threads; 0 (the default) for all cores; the bytes do not depend on it.
         recompress: re-compress a layer that already arrives in the output codec.
     """
 
@@ -49,7 +50,9 @@ class LayerOptions:
 
     def __post_init__(self) -> None:
         compression.check_level(self.compression, self.level)
-        if self.threads <= 0:
+        if self.threads < 0:
+            raise FormatError(f"--threads {self.threads}: expected 0 (all cores) or more")
+        if self.threads == 0:
             object.__setattr__(self, "threads", default_threads())
 
     def keeps(self, input_compression: Compression) -> bool:

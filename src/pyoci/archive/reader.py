@@ -32,7 +32,7 @@ from pyoci.manifest import load_json
 from pyoci.pipeline import LayerOptions, LayerResult, feed_layer
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import PrefixedReader, Readable, read_exactly_head
-from pyoci.tar import TarMember, TarReader
+from pyoci.tar import DIRECTORY, TarMember, TarReader
 
 MANIFEST_FILE = "manifest.json"
 IN_FLIGHT = 2
@@ -118,6 +118,7 @@ class ScannedArchive:
         documents: member path -> bytes, for members kept in memory (JSON and tiny files).
         staged: member path -> staged layer, for members streamed through the pipeline.
         links: member path -> target member path (symlinks resolved against their directory).
+        directories: member paths of directories (for messages).
     """
 
     name: str
@@ -126,6 +127,7 @@ class ScannedArchive:
     documents: dict[str, bytes] = field(default_factory=dict)
     staged: dict[str, StagedLayer] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    directories: set[str] = field(default_factory=set)
     completions: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="pyoci-layer")
     )
@@ -142,6 +144,8 @@ class ScannedArchive:
             if current in self.documents or current in self.staged:
                 return current
             target = self.links.get(current)
+            if target is None and current in self.directories:
+                raise ArchiveError(f"{self.name}: member {path!r} is a directory, not a file")
             if target is None:
                 if current == normalize_member(path, self.name):
                     raise ArchiveError(f"{self.name}: member {path!r} is missing from the archive")
@@ -299,6 +303,8 @@ def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: 
         archive.links[name] = normalize_member(target, archive.name)
     elif member.islnk():
         archive.links[name] = normalize_member(member.linkname, archive.name)
+    elif member.type == DIRECTORY:
+        archive.directories.add(name)
     elif member.isfile():
         data = tar.member_data()
         head = read_exactly_head(data, min(member.size, _SNIFF))

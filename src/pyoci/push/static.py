@@ -191,12 +191,19 @@ class StaticTarget:
         return path.is_file() and path.stat().st_size == descriptor.size
 
     def put_blob(self, descriptor: Descriptor, opener: BlobOpener, progress: Progress) -> None:
-        """Copy the blob (verified) to a temporary file, fsync and rename it into place.
+        """Hard-link the blob from another repository of the tree, or copy it (verified), fsync and rename.
 
         Raises:
             DigestMismatchError: the bytes do not match ``descriptor``.
             PushError: the file cannot be written.
         """
+        for other in self.tree.v2.glob(f"**/blobs/{descriptor.digest}"):
+            repository = other.parent.parent
+            # another repository of the tree holds it: link instead of copying
+            if repository != self.directory and self.mount_blob(
+                descriptor, repository.relative_to(self.tree.v2).as_posix()
+            ):
+                return
         path = self._blob(descriptor.digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_name(path.parent)
