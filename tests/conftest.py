@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("PYOCI_SHARED") or ROOT.parent / "shared")
 SAMPLES = SHARED / "samples"
 SCHEMAS = SHARED / "oci-schemas"
 
