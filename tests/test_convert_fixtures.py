@@ -95,8 +95,8 @@ def test_uncompressed_layers_equal_archive_members(tmp_path: Path) -> None:
 def test_level_is_checked() -> None:
     from pyoci import FormatError
 
-    with pytest.raises(FormatError, match="gzip levels are 0..3"):
-        LayerOptions(Compression.GZIP, level=9)
+    with pytest.raises(FormatError, match="gzip levels are 1..12"):
+        LayerOptions(Compression.GZIP, level=13)
     with pytest.raises(FormatError):
         LayerOptions(Compression.NONE, level=1)
 

@@ -69,7 +69,7 @@ class Digester:
         self._size = 0
         self._digest: Digest | None = None
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         """Feed ``data`` (any bytes-like object)."""
         self._hash.update(data)
         self._size += len(data)

@@ -17,7 +17,7 @@ class Readable(Protocol):
 class Sink(Protocol):
     """Anything with a binary ``write``."""
 
-    def write(self, data: bytes, /) -> int:
+    def write(self, data: bytes | bytearray, /) -> int:
         """Write ``data``; return its length."""
         ...
 

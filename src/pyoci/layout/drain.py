@@ -71,16 +71,16 @@ class DrainingWriter:
     def __init__(self, file: BinaryIO, digester: Digester) -> None:
         self._file = file
         self._digester = digester
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
+        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(QUEUE_DEPTH)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pyoci-blob-writer", daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes | memoryview, /) -> int:
-        """Queue ``data`` (copied when it is a view) for hashing and writing; return its length."""
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        """Queue ``data`` (copied when it is a view; not to be changed afterwards) for writing; return its length."""
         if self._error is not None:
             raise self._error
-        chunk = data if isinstance(data, bytes) else bytes(data)
+        chunk = bytes(data) if isinstance(data, memoryview) else data  # a view may be of a reused buffer
         self._queue.put(chunk)
         return len(chunk)
 

@@ -121,7 +121,7 @@ class BlobWriter:
         self.committed = False
         self.durable = False
 
-    def write(self, data: bytes | memoryview, /) -> int:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
         """Hash and write ``data``; returns its length.
 
         Raises:
