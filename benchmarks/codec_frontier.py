@@ -138,10 +138,7 @@ def read_blocks(f, block: int, h, free: list | None = None):
     """
     shared = bytearray(block) if free is None else None
     while True:
-        if shared is not None:
-            buf = shared
-        else:
-            buf = free.pop() if free else bytearray(block)
+        buf = shared if shared is not None else (free.pop() if free else bytearray(block))
         mv = memoryview(buf)
         n = 0
         while n < block:
@@ -365,7 +362,7 @@ def probe_headers(sample: bytes, tmpdir: str) -> dict:
             z.write(sample)
         res[name] = gzip_header(bio.getvalue()[:512])
 
-    via_path("gzip.open(path)", lambda q: gzip.open(q, "wb"))
+    via_path("gzip.open(path)", lambda q: gzip.open(q, "wb"))  # noqa: SIM115
     via_fileobj("gzip.GzipFile(fileobj, mtime=0)", lambda q: gzip.GzipFile(fileobj=q, mode="wb", mtime=0))
     via_path("isal.igzip.open(path)", lambda q: igzip.open(q, "wb"))
     via_fileobj("isal.igzip.IGzipFile(fileobj, mtime=0)", lambda q: igzip.IGzipFile(fileobj=q, mode="wb", mtime=0))
@@ -377,7 +374,8 @@ def probe_headers(sample: bytes, tmpdir: str) -> dict:
     via_path("zlib_ng.gzip_ng.open(path)", lambda q: gzip_ng.open(q, "wb"))
     for t in (0, 1, 2):
         via_path(
-            f"zlib_ng.gzip_ng_threaded.open(path, threads={t})", lambda q, t=t: gzip_ng_threaded.open(q, "wb", threads=t)
+            f"zlib_ng.gzip_ng_threaded.open(path, threads={t})",
+            lambda q, t=t: gzip_ng_threaded.open(q, "wb", threads=t),
         )
     for lvl in (1, 6, 9):
         res[f"zlib_ng.gzip_ng_threaded level {lvl} (xfl)"] = None
@@ -497,7 +495,9 @@ def summarize(cands: list[dict], results: dict, args) -> list[dict]:
             wall_runs=r["wall"],
             wall_min_s=min(r["wall"]),
             others_cpu_s=r["others_cpu"],
-            disturbed_runs=sum(1 for o, w in zip(r["others_cpu"], r["wall"]) if o > 0.3 + args.max_others * w),
+            disturbed_runs=sum(
+                1 for o, w in zip(r["others_cpu"], r["wall"], strict=True) if o > 0.3 + args.max_others * w
+            ),
             retried=r.get("retried", 0),
             cpu_s=statistics.median(r["cpu"]),
             maxrss_mib=max(r["rss"]),
@@ -535,11 +535,11 @@ def fmt_table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         lines.append(
-            f"| {r['name']} | {r['wall_s']:.2f} | {r['wall_min_s']:.2f} | {r['mb_s']:.0f} | {r['cpu_s']:.2f} | {r['out_bytes'] / 1e6:.1f} "
-            f"| {r['ratio']:.3f} | {r['maxrss_mib']:.1f} | "
+            f"| {r['name']} | {r['wall_s']:.2f} | {r['wall_min_s']:.2f} | {r['mb_s']:.0f} | {r['cpu_s']:.2f} "
+            f"| {r['out_bytes'] / 1e6:.1f} | {r['ratio']:.3f} | {r['maxrss_mib']:.1f} | "
             + (f"{r['time_vs_skopeo']:.2f}" if "time_vs_skopeo" in r else "-")
             + f" | {yn(r.get('size_ok'))} | {yn(r['same_across_threads'])} | {yn(r['stable_across_runs'])}"
-            + f" | {r['disturbed_runs']}/{len(r['wall_runs'])} |"
+            + f" | {r.get('disturbed_runs', '?')}/{len(r['wall_runs'])} |"
         )
     return hdr + "\n".join(lines) + "\n"
 
@@ -573,7 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skopeo-gzip-bytes", type=float, default=SKOPEO_GZIP_BYTES)
     ap.add_argument("--skopeo-zstd-s", type=float, default=SKOPEO_ZSTD_S)
     ap.add_argument("--skopeo-zstd-bytes", type=float, default=SKOPEO_ZSTD_BYTES)
-    ap.add_argument("--table-from", nargs="+", metavar="JSON", help="print the markdown table of saved results and exit")
+    ap.add_argument(
+        "--table-from",
+        nargs="+",
+        metavar="JSON",
+        help="print the markdown table of saved results (later files win) and exit",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("child_out", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -583,13 +588,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.table_from:
-        rows = []
+        by_name: dict = {}  # a candidate in several files: the last file wins
         for p in args.table_from:
             with open(p) as f:
                 d = json.load(f)
-            rows += d["results"]
+            for r in d["results"]:
+                by_name[r["name"]] = r
+        rows = list(by_name.values())
         order = {c["name"]: i for i, c in enumerate(candidates())}
         rows.sort(key=lambda r: order.get(r["name"], 10**6))
+        # recompute "same bytes across thread counts" over all the files (zstd T0 compared apart)
+        groups: dict = collections.defaultdict(list)
+        for r in rows:
+            if r.get("out_sha256"):
+                key = (r["lib"], r["level"], r["block"], r["job"], r["lib"] == "zstd" and r["threads"] == 0)
+                groups[key].append(r)
+        for g in groups.values():
+            same = len({r["out_sha256"] for r in g}) == 1 if len({r["threads"] for r in g}) > 1 else None
+            for r in g:
+                r["same_across_threads"] = same
+        # compare against the skopeo figures given on this command line
+        for r in rows:
+            if r["lib"] in ("copy", "sha256"):
+                continue
+            zstd = r["lib"] == "zstd"
+            r["time_vs_skopeo"] = r["wall_s"] / (args.skopeo_zstd_s if zstd else args.skopeo_gzip_s)
+            r["size_ok"] = r["out_bytes"] <= (args.skopeo_zstd_bytes if zstd else args.skopeo_gzip_bytes)
         print(fmt_table(rows), end="")
         return 0
 
@@ -681,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         el = time.monotonic() - t_start
         print(
             f"[{i + 1}/{len(cands)} {el / 60:5.1f} min] {c['name']:<32} wall {statistics.median(rec['wall']):6.2f}s "
-            f"out {rec['out_bytes'] / 1e6:8.1f} MB  rss {max(rec['rss']):6.1f} MiB  cpu {statistics.median(rec['cpu']):6.2f}s"
+            f"out {rec['out_bytes'] / 1e6:8.1f} MB  rss {max(rec['rss']):6.1f} MiB  "
+            f"cpu {statistics.median(rec['cpu']):6.2f}s"
             f"  others {max(rec['others_cpu']):5.2f}s  runs {' '.join(f'{w:.2f}' for w in rec['wall'])}",
             flush=True,
         )
