@@ -38,9 +38,10 @@ MAGIC_LENGTH = 4
 GZIP_BLOCK_SIZE = 1 << 20
 """Input bytes per independently compressed gzip block; part of what decides the output bytes."""
 
-ZSTD_JOB_SIZE = 2 << 20
-"""zstd multi-threaded job size in bytes: part of what decides the bytes. 2 MiB keeps a 2-thread
-conversion under 64 MiB of peak memory (4 MiB jobs: 74 MiB) for 0.4% larger output."""
+ZSTD_JOB_SIZE = 1 << 20
+"""zstd multi-threaded job size in bytes: part of what decides the bytes. At 2 threads, 1 MiB jobs
+keep a whole conversion at 54 MiB peak on an 8 GiB layer (2 MiB jobs: 64.2 MiB; the default 8 MiB at
+level 3: 85 MiB) for 0.5 % larger output and the same speed (benchmarks/README.md)."""
 
 
 class Compression(enum.Enum):
