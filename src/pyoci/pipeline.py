@@ -104,7 +104,7 @@ def transcode_layer(
 
     Raises:
         ArchiveError: the layer's compressed data is corrupt or truncated.
-        OSError: the blob could not be written.
+        LayoutError: the blob could not be written.
     """
     return feed_layer(source, sink, options, where, progress)()
 
@@ -122,7 +122,7 @@ def feed_layer(
     The split lets a caller read the next layer of a stream while the codec threads still compress
     the tail of this one: the returned function waits for the codec, finishes ``sink`` and returns
     the result (:func:`transcode_layer` calls it at once). Arguments and errors as there; the
-    returned function raises ``OSError`` for a failed write, after removing the blob.
+    returned function raises ``LayoutError`` for a failed write, after removing the blob.
     ``size_hint`` (the stored size in bytes, when known) caps the codec threads at one per gzip
     block, which saves starting idle threads for small layers and does not change the bytes.
     """

@@ -85,7 +85,7 @@ class StagedLayer:
         """The layer's diff_id and media type (waits for the codec to finish).
 
         Raises:
-            OSError: the blob could not be written.
+            LayoutError: the blob could not be written.
         """
         return self.completion.result()
 
