@@ -7,8 +7,8 @@ hash check of every blob), ``pyoci merge`` straight from the four archives, and,
 copy step of the hand-made flow: ``skopeo copy`` of each archive into one layout (the ``jq`` step
 that follows is not timed).
 
-push: one converted layout pushed to ``docker-registry`` on 127.0.0.1 (a fresh repository each run,
-so nothing is skipped) by ``pyoci push`` and by ``skopeo copy oci:... docker://...``.
+push: one converted layout pushed to ``docker-registry`` on 127.0.0.1 (a fresh registry each round,
+so nothing is skipped or mounted) by ``pyoci push`` and by ``skopeo copy oci:... docker://...``.
 
 Example:
   python -m benchmarks.bench_flows --size 1G --runs 3
@@ -55,7 +55,7 @@ def run_timed(row: Row, cmd: list[str], out: Path | None) -> None:
 def merge4(workdir: Path, size: int, size_text: str, runs: int) -> list[Row]:
     archives, arches = platform_archives(workdir, size, size_text)
     layouts = []
-    for archive, (arch, variant) in zip(archives, arches, strict=True):
+    for archive, (arch, _) in zip(archives, arches, strict=True):
         layout = workdir / f"layout-{size_text}-{arch}"
         if not (layout / "index.json").exists():
             subprocess.run([*PYOCI, "convert", "-q", str(archive), f"oci:{layout}:bench"], check=True)
@@ -88,28 +88,18 @@ def push(workdir: Path, size_text: str, runs: int) -> list[Row]:
 
     layout = workdir / f"layout-{size_text}-amd64"
     rows = [Row("push", "pyoci push"), Row("push", "skopeo copy oci: docker://")]
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        registry = start_registry(Path(tmp))
-        try:
-            for i in range(runs):
-                run_timed(
-                    rows[0], [*PYOCI, "push", "-q", f"oci:{layout}:bench", f"docker://{registry.host}/p{i}:1"], None
-                )
+    for _ in range(runs):
+        # a fresh registry each round: skopeo's blob-info cache would otherwise mount the blobs it
+        # pushed in an earlier round instead of uploading them
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            registry = start_registry(Path(tmp))
+            try:
+                run_timed(rows[0], [*PYOCI, "push", "-q", f"oci:{layout}:bench", f"docker://{registry.host}/p:1"], None)
                 if shutil.which("skopeo"):
-                    run_timed(
-                        rows[1],
-                        [
-                            "skopeo",
-                            "copy",
-                            "-q",
-                            "--dest-tls-verify=false",
-                            f"oci:{layout}:bench",
-                            f"docker://{registry.host}/s{i}:1",
-                        ],
-                        None,
-                    )
-        finally:
-            registry.stop()
+                    source, dest = f"oci:{layout}:bench", f"docker://{registry.host}/s:1"
+                    run_timed(rows[1], ["skopeo", "copy", "-q", "--dest-tls-verify=false", source, dest], None)
+            finally:
+                registry.stop()
     return [row for row in rows if row.runs]
 
 
