@@ -198,7 +198,8 @@ def table(rows: list[Row], label: str) -> str:
             "" if len(distinct) == 1 else f" (digests differ between runs: {sorted(len(d) for d in distinct)} layers)"
         )
         lines.append(
-            f"| {row.case} | {row.tool} | {wall:.2f} | {detail} | {row.median('cpu'):.2f} | {max(r.rss_mib for r in row.runs):.1f} "
+            f"| {row.case} | {row.tool} | {wall:.2f} | {detail} | {row.median('cpu'):.2f} "
+            f"| {max(r.rss_mib for r in row.runs):.1f} "
             f"| {row.runs[0].out_bytes:,}{deterministic} | {ratio:.2f}x |"
         )
     for case in dict.fromkeys(r.case for r in rows):
