@@ -1,11 +1,11 @@
 """The layer pipeline: read -> sha256 of the uncompressed stream -> compress -> sha256 -> write.
 
 The stages overlap on all cores: the reading thread hashes the uncompressed bytes (``hashlib``
-releases the GIL) and hands fixed-size blocks to the codec (gzip: a process-wide pool of ISA-L
+releases the GIL) and hands fixed-size blocks to the codec (gzip: a process-wide pool of libdeflate
 workers; zstd: libzstd's own threads); the compressed bytes are hashed and written by the blob
 writer, on a thread of its own for large layers. A layer's codec may still finish while the next
 layer streams in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip
-blocks in flight, 2 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
+blocks in flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class LayerOptions:
 
     Attributes:
         compression: output codec; default gzip.
-        level: codec level on its own scale (gzip 0-3, zstd 1-19); None for the default.
+        level: codec level on its own scale (gzip 1-12, zstd 1-19); None for the default.
         threads: codec worker threads; 0 (the default) for all cores; the bytes do not depend on it.
         recompress: re-compress a layer that already arrives in the output codec.
     """
