@@ -30,7 +30,7 @@ import zstandard
 from isal import igzip
 
 from pyoci.errors import FormatError
-from pyoci.streams import Readable, Sink
+from pyoci.streams import PrefixedReader, Readable, Sink, read_exactly_head
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -193,6 +193,17 @@ def open_writer(compression: Compression, sink: Sink, level: int | None, threads
         compressor = zstandard.ZstdCompressor(compression_params=params)
         return cast(Writer, compressor.stream_writer(cast(BinaryIO, sink), closefd=False, write_return_read=True))
     return _Passthrough(sink)
+
+
+def sniff(source: Readable) -> tuple[Compression, bytes, Readable]:
+    """Detect the compression of ``source`` by its magic bytes, without losing them.
+
+    Returns:
+        The compression, the first bytes read (empty for an empty source), and a reader that yields
+        all of ``source`` from its first byte (pass it to :func:`open_reader`).
+    """
+    head = read_exactly_head(source, MAGIC_LENGTH)
+    return detect(head), head, PrefixedReader(head, source)
 
 
 def open_reader(compression: Compression, source: Readable) -> Readable:

@@ -21,7 +21,7 @@ from pyoci.digest import Digest, Digester
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import BlobWriter
 from pyoci.progress import NoProgress, Progress
-from pyoci.streams import CountingReader, PrefixedReader, Readable, ReaderBase, TeeReader, read_exactly_head
+from pyoci.streams import CountingReader, Readable, ReaderBase, TeeReader, read_exactly_head
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the input per step."""
@@ -127,10 +127,7 @@ def feed_layer(
     block, which saves starting idle threads for small layers and does not change the bytes.
     """
     progress = progress or NoProgress()
-    counted = CountingReader(source, progress.advance)
-    head = read_exactly_head(counted, compression.MAGIC_LENGTH)
-    input_compression = compression.detect(head)
-    stream = PrefixedReader(head, counted)
+    input_compression, _, stream = compression.sniff(CountingReader(source, progress.advance))
     written = options.compression
     writer: compression.Writer | None = None
     digester = Digester()

@@ -21,7 +21,6 @@ from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, La
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
 from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest, load_json
 from pyoci.reference import BarePath, LayoutReference, parse_reference
-from pyoci.streams import PrefixedReader, read_exactly_head
 
 _CHUNK = 1 << 20
 
@@ -171,14 +170,13 @@ class _Verifier:
     def read_layer(self, descriptor: Descriptor, declared: compression.Compression, where: str) -> Digest | None:
         try:
             with self.layout.blob_file(descriptor) as reader:
-                head = read_exactly_head(reader, compression.MAGIC_LENGTH)
-                actual = compression.detect(head)
+                actual, _, whole = compression.sniff(reader)
                 if actual is not declared:
                     self.problem(f"{where}: media type says {declared.value} but the bytes are {actual.value}")
                     while reader.read(_CHUNK):
                         pass
                     return None
-                plain = compression.open_reader(actual, PrefixedReader(head, reader))
+                plain = compression.open_reader(actual, whole)
                 digester = Digester()
                 while chunk := plain.read(_CHUNK):
                     digester.update(chunk)

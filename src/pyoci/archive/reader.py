@@ -196,12 +196,11 @@ class ScannedArchive:
             raise ArchiveError(f"{where}: expected a non-empty list of images")
         return [_parse_entry(i, entry, where) for i, entry in enumerate(entries)]
 
-    def discard(self, keep: set[str] | None = None) -> None:
-        """Wait for every layer in flight, then remove every staged blob except those of ``keep``."""
+    def discard(self) -> None:
+        """Wait for every layer in flight, then remove every staged blob not committed to the layout."""
         self.completions.shutdown(wait=True)
-        for member, staged in self.staged.items():
-            if keep is None or member not in keep:
-                staged.writer.abort()
+        for staged in self.staged.values():
+            staged.writer.abort()  # a no-op for a committed blob
 
 
 def _parse_entry(position: int, entry: Any, where: str) -> ArchiveImage:
@@ -282,7 +281,7 @@ def scan(
             raise ArchiveError(f"{name}: truncated or corrupt compressed archive: {exc}") from exc
         yield archive
     finally:
-        archive.discard({m for m, s in archive.staged.items() if s.writer.committed})
+        archive.discard()
 
 
 def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: Progress | None) -> None:

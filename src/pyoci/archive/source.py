@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyoci import compression
 from pyoci.errors import ArchiveError
-from pyoci.streams import PrefixedReader, Readable, ReaderBase, read_exactly_head
+from pyoci.streams import Readable, ReaderBase
 
 STDIN = "-"
 _BUFFER = 1 << 20
@@ -61,9 +61,7 @@ def open_archive(path: str) -> Iterator[Readable]:
                 raise ArchiveError(f"{name}: is a directory, not a docker-archive") from None
             except OSError as exc:
                 raise ArchiveError(f"{name}: cannot open: {exc.strerror}") from exc
-        head = read_exactly_head(raw, compression.MAGIC_LENGTH)
+        outer, head, whole = compression.sniff(raw)
         if not head:
             raise ArchiveError(f"{name}: empty input, not a docker-archive")
-        outer = compression.detect(head)
-        stream = compression.open_reader(outer, PrefixedReader(head, raw))
-        yield stream
+        yield compression.open_reader(outer, whole)
