@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from archives import config_for, layer_tar
+from archives import config_for, docker_archive, layer_tar
 from conftest import validate_layout
 
 from pyoci import ArchiveError, convert
@@ -64,14 +64,8 @@ def two_images_same_tag(tmp_path: Path) -> Path:
         members += [(f"l{i}.tar", layer), (f"c{i}.json", config)]
         entries.append({"Config": f"c{i}.json", "RepoTags": [f"example.com/app{i}:1.0"], "Layers": [f"l{i}.tar"]})
     members.append(("manifest.json", json.dumps(entries).encode()))
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
     path = tmp_path / "two.tar"
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(docker_archive([(name, data, None) for name, data in members]))
     return path
 
 
