@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyoci.errors import AuthError
+from pyoci.errors import AuthError, FormatError
+from pyoci.manifest import load_json
+from pyoci.reference import DOCKER_HUB
 
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"
 """The key Docker uses for Docker Hub in config.json and when asking credential helpers."""
 
@@ -133,9 +134,9 @@ def find_credentials(
         except OSError as exc:
             raise AuthError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
-            config = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise AuthError(f"{path}: invalid JSON: {exc}") from None
+            config = load_json(data, str(path))
+        except FormatError as exc:
+            raise AuthError(str(exc)) from None
         if not isinstance(config, dict):
             raise AuthError(f"{path}: not a JSON object")
         found = _from_config(config, str(path), registry, repository, env)

@@ -55,11 +55,12 @@ from pyoci.push.auth import (
     parse_creds,
     repository_scope,
 )
-from pyoci.push.target import BlobOpener, Readable
+from pyoci.push.target import BlobOpener
+from pyoci.reference import DOCKER_HUB
+from pyoci.streams import Readable
 
 log = logging.getLogger("pyoci.push")
 
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 READ_SIZE = 1 << 20
 """Bytes read from disk (and sent) at a time."""
@@ -496,7 +497,6 @@ class RegistryTarget:
         self.repository = repository
         self._push_scope = frozenset({repository_scope(repository, "pull,push")})
         self._sessions: dict[Digest, str] = {}
-        self.mount_status: dict[Digest, int] = {}
         """The HTTP status each mount request got (201: mounted without an upload)."""
 
     @property
@@ -538,7 +538,6 @@ class RegistryTarget:
             )
         except AuthError:
             return False
-        self.mount_status[descriptor.digest] = response.status_code
         if response.status_code == 201:
             _check_digest(response, descriptor.digest, f"mount {descriptor.digest}", self.client.domain)
             return True

@@ -24,7 +24,6 @@ generated files are rebuilt from the tree after every export, so they always des
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from collections.abc import Iterator, Mapping
@@ -34,10 +33,10 @@ from typing import Any
 
 from pyoci import mediatype
 from pyoci.descriptor import Descriptor
-from pyoci.digest import Digest, Digester
-from pyoci.errors import DigestMismatchError, FormatError, PushError
-from pyoci.layout.store import TEMP_PREFIX, fsync_dir, temp_name, write_atomic
-from pyoci.manifest import dump_json
+from pyoci.digest import Digest
+from pyoci.errors import FormatError, PushError
+from pyoci.layout.store import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
+from pyoci.manifest import dump_json, load_json
 from pyoci.progress import Progress
 from pyoci.push.target import BlobOpener
 from pyoci.reference import ImageName
@@ -106,6 +105,7 @@ class StaticTree:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).absolute()
         self.v2 = self.root / "v2"
+        self._holders: dict[str, Path] | None = None
         try:
             self.v2.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -115,14 +115,34 @@ class StaticTree:
         """The push target for ``repository``."""
         return StaticTarget(self, repository)
 
+    def holder(self, digest: Digest) -> Path | None:
+        """A repository directory of the tree that already holds the blob ``digest``, or None.
+
+        The tree is walked once per :class:`StaticTree`; blobs written since are recorded by
+        :meth:`record`.
+        """
+        if self._holders is None:
+            self._holders = {
+                blob.name: blobs.parent
+                for blobs in self.v2.rglob("blobs")
+                if blobs.is_dir()
+                for blob in blobs.iterdir()
+            }
+        return self._holders.get(str(digest))
+
+    def record(self, digest: Digest, repository: Path) -> None:
+        """Note that ``repository`` now holds the blob ``digest``."""
+        if self._holders is not None:
+            self._holders.setdefault(str(digest), repository)
+
     def repositories(self) -> list[str]:
         """The repositories of the tree: those in ``_catalog`` and those with a ``manifests`` directory."""
         found: set[str] = set()
         catalog = self.v2 / "_catalog"
         if catalog.is_file():
             try:
-                found.update(json.loads(catalog.read_bytes()).get("repositories") or [])
-            except (ValueError, AttributeError) as exc:
+                found.update(load_json(catalog.read_bytes(), str(catalog)).get("repositories") or [])
+            except (FormatError, AttributeError) as exc:
                 raise PushError(f"{catalog}: not a catalog: {exc}") from None
         for manifests in self.v2.rglob("manifests"):
             repo = manifests.parent.relative_to(self.v2).as_posix()
@@ -144,23 +164,24 @@ class StaticTree:
     def finish(self) -> None:
         """Rewrite ``/v2/``, ``_catalog``, every ``tags/list`` and the host configuration files."""
         repositories = self.repositories()
-        self._write(self.v2 / "index.html", b"{}")
-        self._write(self.v2 / "_catalog", dump_json({"repositories": repositories}))
+        self.write_file(self.v2 / "index.html", b"{}")
+        self.write_file(self.v2 / "_catalog", dump_json({"repositories": repositories}))
         entries: dict[str, list[tuple[str, str, Digest]]] = {}
         for repo in repositories:
             entries[repo] = self.manifests(repo)
             tags = sorted(ref for ref, _, _ in entries[repo] if ":" not in ref)
             (self.v2 / repo / "tags").mkdir(parents=True, exist_ok=True)
-            self._write(self.v2 / repo / "tags" / "list", dump_json({"name": repo, "tags": tags}))
+            self.write_file(self.v2 / repo / "tags" / "list", dump_json({"name": repo, "tags": tags}))
         config = self.root / CONFIG_DIR
         config.mkdir(exist_ok=True)
-        self._write(config / "nginx.conf", nginx_config(self.root, entries).encode())
+        self.write_file(config / "nginx.conf", nginx_config(self.root, entries).encode())
         types = content_types(entries)
-        self._write(config / "s3-content-types.tsv", "".join(f"{k}\t{v}\n" for k, v in types.items()).encode())
-        self._write(config / "s3-upload.sh", s3_upload_script(types).encode())
+        self.write_file(config / "s3-content-types.tsv", "".join(f"{k}\t{v}\n" for k, v in types.items()).encode())
+        self.write_file(config / "s3-upload.sh", s3_upload_script(types).encode())
         (config / "s3-upload.sh").chmod(0o755)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def write_file(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically unless it already holds exactly those bytes."""
         try:
             if path.is_file() and path.read_bytes() == data:
                 return
@@ -197,35 +218,27 @@ class StaticTarget:
             DigestMismatchError: the bytes do not match ``descriptor``.
             PushError: the file cannot be written.
         """
-        for other in self.tree.v2.glob(f"**/blobs/{descriptor.digest}"):
-            repository = other.parent.parent
-            # another repository of the tree holds it: link instead of copying
-            if repository != self.directory and self.mount_blob(
-                descriptor, repository.relative_to(self.tree.v2).as_posix()
-            ):
-                return
+        holder = self.tree.holder(descriptor.digest)
+        # another repository of the tree holds it: link instead of copying
+        if holder not in (None, self.directory) and self.mount_blob(
+            descriptor, holder.relative_to(self.tree.v2).as_posix()
+        ):
+            return
         path = self._blob(descriptor.digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(path.parent)
         progress.start(str(descriptor.digest)[7:19], descriptor.size)
         try:
-            digester = Digester(descriptor.digest.algorithm)
-            with opener() as reader, open(tmp, "xb") as out:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # the opener's reader checks digest and size at the end of the stream (DigestMismatchError)
+            with opener() as reader, atomic_file(path) as out:
                 while data := reader.read(_READ_SIZE):
-                    digester.update(data)
                     out.write(data)
                     progress.advance(len(data))
-                out.flush()
-                os.fsync(out.fileno())
-            if digester.finish() != descriptor.digest or digester.size != descriptor.size:
-                raise DigestMismatchError(f"{self.name}: blob {descriptor.digest}: bytes do not match")
-            os.replace(tmp, path)
             fsync_dir(path.parent)
         except OSError as exc:
             raise PushError(f"{path}: cannot write: {exc.strerror}") from exc
         finally:
-            tmp.unlink(missing_ok=True)
             progress.finish()
+        self.tree.record(descriptor.digest, self.directory)
 
     def mount_blob(self, descriptor: Descriptor, from_repository: str) -> bool:
         """Hard-link the blob from another repository of the tree; False when it has none or linking fails."""
@@ -241,6 +254,7 @@ class StaticTarget:
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
+        self.tree.record(descriptor.digest, self.directory)
         return True
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, reference: str) -> Digest:
@@ -249,13 +263,11 @@ class StaticTarget:
         try:
             manifests.mkdir(parents=True, exist_ok=True)
             (self.directory / "blobs").mkdir(exist_ok=True)
-            for name in dict.fromkeys((reference, str(descriptor.digest))):
-                path = manifests / name
-                if not (path.is_file() and path.read_bytes() == raw):
-                    write_atomic(path, raw)
-            fsync_dir(manifests)
         except OSError as exc:
             raise PushError(f"{manifests}: cannot write: {exc.strerror}") from exc
+        for name in dict.fromkeys((reference, str(descriptor.digest))):
+            self.tree.write_file(manifests / name, raw)
+        fsync_dir(manifests)
         return descriptor.digest
 
 
@@ -266,9 +278,9 @@ def document_media_type(raw: bytes, where: str) -> str:
         PushError: the file is not a JSON object.
     """
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise PushError(f"{where}: not a JSON manifest") from None
+        obj = load_json(raw, where)
+    except FormatError as exc:
+        raise PushError(str(exc)) from None
     if not isinstance(obj, dict):
         raise PushError(f"{where}: not a JSON manifest")
     declared = obj.get("mediaType")

@@ -14,18 +14,11 @@ from typing import Protocol, runtime_checkable
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.progress import Progress
-
-
-class Readable(Protocol):
-    """A binary stream (such as :class:`pyoci.hashing.VerifyingReader`)."""
-
-    def read(self, n: int = -1, /) -> bytes:
-        """Return up to ``n`` bytes; ``b""`` at the end."""
-        ...
-
+from pyoci.streams import Readable
 
 BlobOpener = Callable[[], AbstractContextManager[Readable]]
-"""Opens a blob's bytes from the start; called again for each attempt of an upload."""
+"""Opens a blob's bytes from the start, verified against its descriptor at the end of the stream
+(:class:`pyoci.hashing.VerifyingReader`); called again for each attempt of an upload."""
 
 
 class Target(Protocol):

@@ -31,11 +31,6 @@ class Node:
     descriptor: Descriptor
     raw: bytes | None = None
 
-    @property
-    def is_manifest(self) -> bool:
-        """True for an image manifest or image index (pushed to ``/manifests/``)."""
-        return self.raw is not None
-
 
 def is_manifest_type(media_type: str) -> bool:
     """True when ``media_type`` is an image manifest or image index type (OCI or Docker)."""
