@@ -54,6 +54,13 @@ class VerifyingReader:
         if actual != self._expected:
             raise DigestMismatchError(f"{self._where}: digest: expected {self._expected}, got {actual}")
 
+    def drain(self) -> None:
+        """Read and verify the rest of the content, discarding it."""
+        while self.read(1 << 20):
+            pass
+        if not self._done:
+            self._check_end()
+
     def read_all(self) -> bytes:
         """Read and verify the whole content (for small documents: manifests, indexes, configs)."""
         data = self.read()

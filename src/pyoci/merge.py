@@ -35,7 +35,14 @@ from pyoci import mediatype
 from pyoci.convert import DEFAULT_TAG, as_layout_reference, convert
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, PlatformConflictError, TagError
+from pyoci.errors import (
+    BlobNotFoundError,
+    DigestMismatchError,
+    FormatError,
+    LayoutError,
+    PlatformConflictError,
+    TagError,
+)
 from pyoci.hashing import VerifyingReader
 from pyoci.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, temp_name, writing
@@ -156,19 +163,23 @@ class _Stager:
         self.dest = dest
         self.staged: dict[Digest, tuple[Path | BlobWriter, str]] = {}
 
-    def add(self, source: ImageLayout, descriptor: Descriptor) -> None:
-        """Stage the blob of ``descriptor`` from ``source``, verified; a no-op if the destination has it."""
+    def add(self, source: ImageLayout, descriptor: Descriptor, verified: bool = False) -> None:
+        """Stage the blob of ``descriptor`` from ``source``; a no-op if the destination has it.
+
+        The bytes are hash-checked against the descriptor unless ``verified`` says this process
+        wrote them (and named them by their digest) itself: a docker-archive converted on the fly.
+        """
         digest = descriptor.digest
         if digest in self.staged or self.dest.has_blob(digest):
             return
         if descriptor.urls and not source.has_blob(digest):
             return  # a non-distributable layer fetched from its URLs (image-spec descriptor.md "urls")
-        staged: Path | BlobWriter | None = self._link(source, descriptor)
+        staged: Path | BlobWriter | None = self._link(source, descriptor, verified)
         if staged is None:
             staged = self._copy(source, descriptor)
         self.staged[digest] = (staged, descriptor.media_type)
 
-    def _link(self, source: ImageLayout, descriptor: Descriptor) -> Path | None:
+    def _link(self, source: ImageLayout, descriptor: Descriptor, verified: bool) -> Path | None:
         path = source.blob_path(descriptor.digest)
         tmp = temp_name(self.dest.root)
         try:
@@ -177,25 +188,33 @@ class _Stager:
             raise BlobNotFoundError(f"{source.root}: blob {descriptor.digest} is missing") from None
         except OSError:
             return None  # another filesystem, or links not allowed: copy instead
+        if verified:
+            return tmp
         try:
             with open(tmp, "rb") as f:
-                reader = VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
-                while reader.read(_CHUNK):
-                    pass
-                reader.read_all()
+                VerifyingReader(f, descriptor.digest, descriptor.size, str(path)).drain()
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return tmp
 
     def _copy(self, source: ImageLayout, descriptor: Descriptor) -> BlobWriter:
+        path = source.blob_path(descriptor.digest)
         writer = self.dest.new_blob()
         try:
-            with source.blob_file(descriptor) as reader:
-                while chunk := reader.read(_CHUNK):
+            # the writer hashes what it copies: the one hash that checks the source blob
+            with open(path, "rb") as f:
+                while chunk := f.read(_CHUNK):
                     writer.write(chunk)
-                reader.read_all()
-            writer.finish()
+            digest = writer.finish()
+            # the same messages as a VerifyingReader's
+            if writer.size != descriptor.size:
+                raise DigestMismatchError(f"{path}: size: expected {descriptor.size} bytes, got {writer.size}")
+            if digest != descriptor.digest:
+                raise DigestMismatchError(f"{path}: digest: expected {descriptor.digest}, got {digest}")
+        except FileNotFoundError:
+            writer.abort()
+            raise BlobNotFoundError(f"{source.root}: blob {descriptor.digest} is missing") from None
         except BaseException:
             writer.abort()
             raise
@@ -246,11 +265,11 @@ def _child_descriptor(item: PlatformManifest, platform: Platform) -> Descriptor:
     )
 
 
-def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformManifest) -> None:
+def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformManifest, verified: bool) -> None:
     for layer in item.manifest.layers:
-        stager.add(layout, layer)
-    stager.add(layout, item.manifest.config)
-    stager.add(layout, item.descriptor)
+        stager.add(layout, layer, verified)
+    stager.add(layout, item.manifest.config, verified)
+    stager.add(layout, item.descriptor, verified)
 
 
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
@@ -297,17 +316,18 @@ def _strip(descriptor: Descriptor) -> Descriptor:
 @contextlib.contextmanager
 def _open_source(
     dest: ImageLayout, item: MergeSource, options: LayerOptions, progress: Progress | None
-) -> Iterator[tuple[ImageLayout, str | None]]:
+) -> Iterator[tuple[ImageLayout, str | None, bool]]:
+    """Yield (layout, tag, verified): verified when this process wrote the layout (an archive source)."""
     ref = source_reference(item.reference)
     if isinstance(ref, LayoutReference):
         layout = ImageLayout.open(ref.path)
         with layout.writer_lock():  # keeps a gc of the source from removing what is being read
-            yield layout, ref.tag
+            yield layout, ref.tag, False
         return
     staging = temp_name(dest.root)
     try:
         convert(ref, LayoutReference(str(staging), DEFAULT_TAG), options=options, progress=progress)
-        yield ImageLayout.open(staging), DEFAULT_TAG
+        yield ImageLayout.open(staging), DEFAULT_TAG, True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -322,7 +342,7 @@ def _gather(
     entries: list[_Entry] = []
     for position, item in enumerate(sources, 1):
         where = f"source {position} ({item.reference})"
-        with _open_source(dest, item, options, progress) as (layout, tag):
+        with _open_source(dest, item, options, progress) as (layout, tag, verified):
             images = [
                 image
                 for entry in image_entries(layout, tag)
@@ -332,7 +352,7 @@ def _gather(
                 raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
             for image in images:
                 platform = image.platform if item.platform is None else _override(image, item.platform, where)
-                _stage_image(stager, layout, image)
+                _stage_image(stager, layout, image, verified)
                 entries.append(_Entry(_child_descriptor(image, platform), platform, where))
     return entries
 

@@ -173,15 +173,13 @@ class _Verifier:
                 actual, _, whole = compression.sniff(reader)
                 if actual is not declared:
                     self.problem(f"{where}: media type says {declared.value} but the bytes are {actual.value}")
-                    while reader.read(_CHUNK):
-                        pass
+                    reader.drain()
                     return None
                 plain = compression.open_reader(actual, whole)
                 digester = Digester()
                 while chunk := plain.read(_CHUNK):
                     digester.update(chunk)
-                while reader.read(_CHUNK):
-                    pass
+                reader.drain()
                 return digester.finish()
         except (BlobNotFoundError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
