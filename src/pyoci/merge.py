@@ -221,15 +221,15 @@ class _Stager:
         return writer
 
     def commit(self) -> None:
-        """Rename every staged blob into place (in staging order: children before parents), then sync."""
-        for digest, (staged, media_type) in self.staged.items():
-            if isinstance(staged, BlobWriter):
-                staged.commit(media_type, digest)
-                continue
-            target = self.dest.blob_path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-            staged.unlink(missing_ok=True)  # rename(2) is a no-op when both names are links to one file
+        """Rename every staged blob into place (all before index.json changes), then sync the directory."""
+        copies = [(staged, media_type) for staged, media_type in self.staged.values() if isinstance(staged, BlobWriter)]
+        self.dest.commit_blobs(copies)  # one filesystem flush for all copies; their digests were checked
+        for digest, (staged, _) in self.staged.items():
+            if isinstance(staged, Path):
+                target = self.dest.blob_path(digest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, target)
+                staged.unlink(missing_ok=True)  # rename(2) is a no-op when both names are links to one file
         self.staged.clear()
         self.dest.sync()
 
