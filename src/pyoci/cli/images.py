@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 
-from pyoci.cli.options import layer_options
+from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
 from pyoci.gc import gc, untag
 from pyoci.inspect import inspect
 from pyoci.merge import MergeSource, merge, parse_annotation, parse_platform_override
 from pyoci.pipeline import LayerOptions
-
-
-def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
 
 
 @click.command("merge")
@@ -67,7 +61,7 @@ def merge_command(
         progress=make_progress(quiet),
     )
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     else:
         for digest in result.digests:
             click.echo(str(digest))
@@ -88,7 +82,7 @@ def inspect_command(source: str, raw: bool, as_json: bool) -> None:
         sys.stdout.buffer.write(result.raw)
         sys.stdout.buffer.flush()
     elif as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
     else:
         click.echo(result.to_text(), nl=False)
 
@@ -117,7 +111,7 @@ def gc_command(layout: str, dry_run: bool, as_json: bool) -> None:
     """
     result = gc(layout, dry_run=dry_run)
     if as_json:
-        _emit_json(result.to_json())
+        emit_json(result.to_json())
         return
     for item in result.removed:
         click.echo(f"{item.size}\t{item.path}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from typing import Any
 
 import click
 
-from pyoci.cli.options import layer_options
+from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
 from pyoci.convert import ConvertResult, convert
 from pyoci.errors import PyociError
@@ -52,10 +51,6 @@ class _Group(click.Group):
 @click.version_option(package_name="pyoci", prog_name="pyoci")
 def main() -> None:
     """Convert, verify, merge and publish OCI container images without a daemon."""
-
-
-def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
 
 
 def _convert_json(result: ConvertResult) -> dict[str, Any]:
@@ -102,7 +97,7 @@ def convert_command(
         source, destination, tag=tag, all_images=all_images, options=options, progress=make_progress(quiet)
     )
     if as_json:
-        _emit_json(_convert_json(result))
+        emit_json(_convert_json(result))
     else:
         for image in result.images:
             click.echo(str(image.manifest.digest))
@@ -121,7 +116,7 @@ def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
     """
     report = verify(layout, schemas_dir=schemas)
     if as_json:
-        _emit_json(report.to_json())
+        emit_json(report.to_json())
     else:
         for note in report.notes:
             click.echo(f"note: {note}", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -48,3 +49,8 @@ def layer_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _scale(codec: Compression) -> str:
     levels = codec.levels
     return f"{levels.start}-{levels.stop - 1} (default {codec.default_level})"
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout (the ``--json`` output of every command)."""
+    click.echo(json.dumps(obj, indent=2))

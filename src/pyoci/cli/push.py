@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pyoci.cli.options import emit_json
 from pyoci.cli.progress import make_progress
 from pyoci.errors import FormatError
 from pyoci.layout.store import write_atomic
@@ -98,6 +98,6 @@ def push_command(
     if digestfile is not None:
         write_atomic(Path(digestfile).absolute(), str(result.digest).encode())
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        emit_json(result.to_json())
     else:
         click.echo(str(result.digest))
