@@ -26,19 +26,10 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, TEMP_PREFIX, ImageLayout, fsync_dir
 from pyoci.manifest import load_json
-from pyoci.reference import ArchiveReference, BarePath, LayoutReference, Reference, parse_reference
+from pyoci.reference import BarePath, LayoutReference, Reference, layout_directory, parse_reference
 
 BLOB = "blob"
 TEMP = "temp"
-
-
-def _layout_reference(ref: Reference | str | os.PathLike[str], command: str) -> LayoutReference:
-    parsed = ref if isinstance(ref, LayoutReference | BarePath | ArchiveReference) else parse_reference(os.fspath(ref))
-    if isinstance(parsed, BarePath):
-        parsed = LayoutReference(parsed.path)
-    if not isinstance(parsed, LayoutReference) or parsed.archive:
-        raise FormatError(f"{parsed}: {command} works on an OCI layout directory (DIR or oci:DIR)")
-    return parsed
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ def untag(reference: Reference | str) -> UntagResult:
         if not sep or not path or not tag or "/" in tag:
             raise FormatError(f"{parsed}: expected LAYOUT:TAG or oci:LAYOUT:TAG")
         parsed = LayoutReference(path, tag)
-    ref = _layout_reference(parsed, "untag")
+    ref = layout_directory(parsed, "untag works on")
     if ref.tag is None:
         raise FormatError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
     layout = ImageLayout.open(ref.path)
@@ -246,7 +237,7 @@ def gc(layout: Reference | str | os.PathLike[str], *, dry_run: bool = False) -> 
             index or manifest reachable from index.json is missing, corrupt or unreadable (nothing is
             removed then).
     """
-    ref = _layout_reference(layout, "gc")
+    ref = layout_directory(layout, "gc works on")
     if ref.tag is not None:
         raise FormatError(f"{ref}: gc works on a whole layout; drop the tag")
     store = ImageLayout.open(ref.path)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.convert import DEFAULT_TAG, as_layout_reference, convert
+from pyoci.convert import DEFAULT_TAG, convert
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import (
@@ -50,7 +50,7 @@ from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import LayoutReference, Reference
+from pyoci.reference import LayoutReference, Reference, layout_directory
 
 _CHUNK = 1 << 20
 _SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
@@ -403,9 +403,7 @@ def merge(
         raise FormatError("merge: no source given")
     for item in items:
         source_reference(item.reference)  # reject malformed references before touching anything
-    dest = as_layout_reference(destination)
-    if dest.archive:
-        raise FormatError(f"{dest}: merge writes an OCI layout directory (DIR or oci:DIR[:TAG])")
+    dest = layout_directory(destination, "merge writes")
     if flat and dest.tag is not None:
         raise FormatError(f"{dest}: --flat writes untagged platform entries; drop the destination tag")
     if flat and annotations:

@@ -13,6 +13,7 @@ kind (archive file or layout directory) is decided by the command.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -135,6 +136,22 @@ def parse_reference(text: str) -> Reference:
         return ArchiveReference(path, name=name)
     tag = check_layout_tag(selector, f"reference {text!r}") if sep else None
     return LayoutReference(path, tag, archive=transport == "oci-archive")
+
+
+def layout_directory(ref: Reference | str | os.PathLike[str], action: str) -> LayoutReference:
+    """Interpret ``ref`` as an OCI layout directory (``DIR`` taken whole, or ``oci:DIR[:TAG]``).
+
+    ``action`` opens the error message, e.g. ``"merge writes"``.
+
+    Raises:
+        FormatError: a malformed reference, or one naming another transport or an oci-archive.
+    """
+    parsed = ref if isinstance(ref, LayoutReference | BarePath | ArchiveReference) else parse_reference(os.fspath(ref))
+    if isinstance(parsed, BarePath):
+        parsed = LayoutReference(parsed.path)
+    if not isinstance(parsed, LayoutReference) or parsed.archive:
+        raise FormatError(f"{parsed}: {action} an OCI layout directory (DIR or oci:DIR[:TAG])")
+    return parsed
 
 
 @dataclass(frozen=True)

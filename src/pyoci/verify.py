@@ -20,7 +20,7 @@ from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
 from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest, load_json
-from pyoci.reference import BarePath, LayoutReference, parse_reference
+from pyoci.reference import layout_directory
 
 _CHUNK = 1 << 20
 
@@ -208,11 +208,7 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
         TagError: the tag is not in index.json.
         FormatError: a malformed reference.
     """
-    ref = parse_reference(os.fspath(layout))
-    if isinstance(ref, BarePath):
-        ref = LayoutReference(ref.path)
-    if not isinstance(ref, LayoutReference) or ref.archive:
-        raise FormatError(f"{ref}: verify reads an OCI layout directory (DIR or oci:DIR[:TAG])")
+    ref = layout_directory(layout, "verify reads")
     store = ImageLayout.open(ref.path)
     report = VerifyReport(store.root)
     found = schemas.find_schema_dir(schemas_dir)
