@@ -15,6 +15,7 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
+from pyoci.inspect import image_entries
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import MAX_INDEX_DEPTH, Index, Manifest
 
@@ -38,23 +39,14 @@ def is_manifest_type(media_type: str) -> bool:
 
 
 def resolve(layout: ImageLayout, tag: str | None) -> Descriptor:
-    """Return the index.json entry tagged ``tag``; without a tag, the only entry.
+    """Return the index.json entry tagged ``tag``; without a tag, the only image (see ``image_entries``).
 
     Raises:
-        TagError: no entry has the tag, several do, or there is no tag and not exactly one entry.
+        TagError: no entry has the tag, several images do, or there is no tag and not exactly one image.
     """
-    entries = layout.read_index().manifests
-    where = f"{layout.root}/{INDEX_FILE}"
-    if tag is not None:
-        found = {d.digest: d for d in entries if d.ref_name == tag}
-        if not found:
-            raise TagError(f"{where}: no image tagged {tag!r}")
-        if len(found) > 1:
-            raise TagError(f"{where}: tag {tag!r} names {len(found)} different images")
-        return next(iter(found.values()))
+    entries = image_entries(layout, tag)
     if len(entries) != 1:
-        tags = ", ".join(sorted({d.ref_name or "(untagged)" for d in entries})) or "none"
-        raise TagError(f"{where}: holds {len(entries)} images; choose one with oci:DIR:TAG (tags: {tags})")
+        raise TagError(f"{layout.root}/{INDEX_FILE}: holds {len(entries)} untagged images; choose one with oci:DIR:TAG")
     return entries[0]
 
 
