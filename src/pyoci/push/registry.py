@@ -422,14 +422,15 @@ class RegistryClient:
         response: httpx.Response = self._retrying(attempt, what or method)
         return response
 
-    def _retrying(self, attempt: Callable[[], Any], what: str) -> Any:
+    def _retrying(self, attempt: Callable[[], Any], what: str, label: str = "") -> Any:
+        """Call ``attempt`` until it does not raise ``_Retryable``, with backoff; ``label`` opens the final error."""
         tries = self.options.retry_times + 1
         for number in range(tries):
             try:
                 return attempt()
             except _Retryable as exc:
                 if number + 1 == tries:
-                    raise PushError(self.redact(f"{self.domain}: {exc} (after {tries} attempts)")) from None
+                    raise PushError(self.redact(f"{label or self.domain}: {exc} (after {tries} attempts)")) from None
                 self.backoff(number, exc, what)
         raise AssertionError("unreachable")
 
@@ -568,19 +569,16 @@ class RegistryTarget:
             DigestMismatchError: the local blob does not match ``descriptor`` (not retried).
             PushError: the registry refused it, or every attempt failed.
         """
-        tries = self.client.options.retry_times + 1
-        for number in range(tries):
+
+        def attempt() -> None:
             progress.start(str(descriptor.digest)[7:19], descriptor.size)
             try:
                 self._upload(descriptor, opener, progress)
-                return
-            except _Retryable as exc:
-                if number + 1 == tries:
-                    message = f"{self.name}: upload of {descriptor.digest}: {exc} (after {tries} attempts)"
-                    raise PushError(self.client.redact(message)) from None
-                self.client.backoff(number, exc, f"upload of {descriptor.digest}")
             finally:
                 progress.finish()
+
+        what = f"upload of {descriptor.digest}"
+        self.client._retrying(attempt, what, f"{self.name}: {what}")  # a new upload session per attempt
 
     def _upload(self, descriptor: Descriptor, opener: BlobOpener, progress: Progress) -> None:
         location = self._start_upload(descriptor)
