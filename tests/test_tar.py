@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyoci.errors import ArchiveError
-from pyoci.tar import BLOCK, TarReader
+from pyoci.tarstream import BLOCK, TarReader
 
 
 def build(members: list[tuple[str, bytes]], fmt: int, links: dict[str, str] | None = None) -> bytes:

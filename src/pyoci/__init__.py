@@ -3,7 +3,6 @@
 The public API is re-exported here; see each module for details.
 """
 
-from pyoci.compression import Compression
 from pyoci.convert import ConvertedImage, ConvertResult, convert
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
@@ -22,10 +21,11 @@ from pyoci.errors import (
 from pyoci.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.layout.store import ImageLayout
+from pyoci.mediatype import Compression
 from pyoci.merge import MergeResult, MergeSource, merge
-from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
 from pyoci.push import PushResult, RegistryOptions, push
+from pyoci.transcode import LayerOptions
 from pyoci.verify import VerifyReport, verify
 
 __version__ = "0.1.0"

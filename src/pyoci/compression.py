@@ -19,7 +19,6 @@ thread count nor on how the input was chunked. Levels are each library's own sca
 
 from __future__ import annotations
 
-import enum
 import io
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +28,7 @@ import deflate
 import zstandard
 from isal import igzip
 
-from pyoci.errors import FormatError
+from pyoci.mediatype import Compression, check_level
 from pyoci.streams import PrefixedReader, Readable, Sink, read_exactly_head
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -44,28 +43,6 @@ keep a whole conversion at 54 MiB peak on an 8 GiB layer (2 MiB jobs: 64.2 MiB; 
 level 3: 85 MiB) for 0.5 % larger output and the same speed (benchmarks/README.md)."""
 
 
-class Compression(enum.Enum):
-    """The compression of a byte stream (a layer blob or a whole archive)."""
-
-    NONE = "none"
-    GZIP = "gzip"
-    ZSTD = "zstd"
-
-    @property
-    def levels(self) -> range:
-        """The levels this codec accepts (empty for NONE)."""
-        return _LEVELS[self]
-
-    @property
-    def default_level(self) -> int | None:
-        """The level used when none is given (None for NONE)."""
-        return _DEFAULT_LEVEL[self]
-
-
-_LEVELS = {Compression.NONE: range(0), Compression.GZIP: range(1, 13), Compression.ZSTD: range(1, 20)}
-_DEFAULT_LEVEL = {Compression.NONE: None, Compression.GZIP: 2, Compression.ZSTD: 3}
-
-
 def detect(head: bytes) -> Compression:
     """Return the compression whose magic number starts ``head`` (its first 4 or more bytes).
 
@@ -76,22 +53,6 @@ def detect(head: bytes) -> Compression:
     if head.startswith(ZSTD_MAGIC):
         return Compression.ZSTD
     return Compression.NONE
-
-
-def check_level(compression: Compression, level: int | None) -> int | None:
-    """Return ``level`` (or the codec's default when None) after checking it is on the codec's scale.
-
-    Raises:
-        FormatError: the level is outside the codec's range, or given for NONE.
-    """
-    if level is None:
-        return compression.default_level
-    if level not in compression.levels:
-        if compression is Compression.NONE:
-            raise FormatError("--level: no level applies to uncompressed output")
-        levels = compression.levels
-        raise FormatError(f"--level {level}: {compression.value} levels are {levels.start}..{levels.stop - 1}")
-    return level
 
 
 class Writer(Protocol):

@@ -20,15 +20,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyoci import mediatype, ocitar
+from pyoci import mediatype
 from pyoci.archive.reader import ArchiveImage, ScannedArchive, StagedLayer, scan
 from pyoci.archive.source import open_archive
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError, LayoutError
+from pyoci.layout.ociarchive import write_layout_tar
 from pyoci.layout.store import ImageLayout, writing
 from pyoci.manifest import ImageConfig, Manifest
-from pyoci.pipeline import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import (
     ArchiveReference,
@@ -39,6 +39,7 @@ from pyoci.reference import (
     check_layout_tag,
     parse_reference,
 )
+from pyoci.transcode import LayerOptions
 
 DEFAULT_TAG = "latest"
 
@@ -322,6 +323,6 @@ def _convert_to_oci_archive(
         result = convert(
             src, LayoutReference(staging, dest.tag), all_images=all_images, options=options, progress=progress
         )
-        ocitar.write_layout_tar(Path(staging), target)
+        write_layout_tar(Path(staging), target)
         shutil.rmtree(staging)
     return ConvertResult(target, result.images)

@@ -24,8 +24,9 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
-from pyoci.layout.store import INDEX_FILE, TEMP_PREFIX, ImageLayout, fsync_dir
-from pyoci.manifest import load_json
+from pyoci.fsutil import fsync_dir, process_alive, temp_pid
+from pyoci.jsonio import load_json
+from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.reference import BarePath, LayoutReference, Reference, layout_directory, parse_reference
 
 BLOB = "blob"
@@ -196,21 +197,6 @@ def _kind(media_type: str) -> str | None:
     return None
 
 
-def _temp_pid(name: str) -> int | None:
-    head = name[len(TEMP_PREFIX) :].split("-", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _size(path: Path) -> int:
     if path.is_dir() and not path.is_symlink():
         return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file())
@@ -256,8 +242,8 @@ def gc(layout: Reference | str | os.PathLike[str], *, dry_run: bool = False) -> 
                 if digest not in keep:
                     garbage.append((path, Garbage(path.relative_to(store.root).as_posix(), _size(path), BLOB)))
         for path in store.temp_files():
-            pid = _temp_pid(path.name)
-            if pid is not None and not _alive(pid):
+            pid = temp_pid(path.name)
+            if pid is not None and not process_alive(pid):
                 garbage.append((path, Garbage(path.name, _size(path), TEMP)))
         if not dry_run:
             for path, _ in garbage:

@@ -29,16 +29,16 @@ from typing import Any
 from pyoci import mediatype
 from pyoci.archive.reader import MANIFEST_FILE, scan
 from pyoci.archive.source import STDIN, open_archive
-from pyoci.compression import Compression
 from pyoci.convert import plan_image, select_images
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
-from pyoci.pipeline import LayerOptions
+from pyoci.mediatype import Compression
 from pyoci.platform import Platform
 from pyoci.reference import ArchiveReference, BarePath, LayoutReference, Reference, parse_reference
+from pyoci.transcode import LayerOptions
 
 SourceReference = LayoutReference | ArchiveReference
 """A source that is an OCI layout (``oci:DIR[:TAG]``) or a docker-archive."""

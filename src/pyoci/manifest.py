@@ -7,7 +7,6 @@ read keep their exact bytes beside the parsed form: digests and sizes always com
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,29 +15,11 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
+from pyoci.jsonio import dump_json, load_json
 from pyoci.platform import Platform
 
 MAX_INDEX_DEPTH = 8
 """Image indexes nested deeper than this are refused (real images nest one or two levels)."""
-
-
-def dump_json(obj: Any) -> bytes:
-    """Serialise ``obj`` compactly as UTF-8 JSON, keys in insertion order (deterministic)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def load_json(data: bytes, where: str) -> Any:
-    """Parse JSON bytes read from ``where``.
-
-    Raises:
-        FormatError: the bytes are not valid UTF-8 JSON (message names ``where``).
-    """
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{where}: invalid JSON: {exc}") from exc
-    except RecursionError:
-        raise FormatError(f"{where}: JSON nested too deeply") from None
 
 
 @dataclass(frozen=True)

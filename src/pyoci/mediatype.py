@@ -1,8 +1,52 @@
-"""Media types (image-spec ``media-types.md``) and the compression each layer type implies."""
+"""Media types (image-spec ``media-types.md``), the compression each layer type implies, and codec levels.
+
+No codec is imported here: this module is a value module that every layer can use cheaply.
+"""
 
 from __future__ import annotations
 
-from pyoci.compression import Compression
+import enum
+
+from pyoci.errors import FormatError
+
+
+class Compression(enum.Enum):
+    """The compression of a byte stream (a layer blob or a whole archive)."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+    @property
+    def levels(self) -> range:
+        """The levels this codec accepts (empty for NONE)."""
+        return _LEVELS[self]
+
+    @property
+    def default_level(self) -> int | None:
+        """The level used when none is given (None for NONE)."""
+        return _DEFAULT_LEVEL[self]
+
+
+_LEVELS = {Compression.NONE: range(0), Compression.GZIP: range(1, 13), Compression.ZSTD: range(1, 20)}
+_DEFAULT_LEVEL = {Compression.NONE: None, Compression.GZIP: 2, Compression.ZSTD: 3}
+
+
+def check_level(compression: Compression, level: int | None) -> int | None:
+    """Return ``level`` (or the codec's default when None) after checking it is on the codec's scale.
+
+    Raises:
+        FormatError: the level is outside the codec's range, or given for NONE.
+    """
+    if level is None:
+        return compression.default_level
+    if level not in compression.levels:
+        if compression is Compression.NONE:
+            raise FormatError("--level: no level applies to uncompressed output")
+        levels = compression.levels
+        raise FormatError(f"--level {level}: {compression.value} levels are {levels.start}..{levels.stop - 1}")
+    return level
+
 
 OCI_LAYOUT_VERSION = "1.0.0"
 

@@ -43,14 +43,15 @@ from pyoci.errors import (
     PlatformConflictError,
     TagError,
 )
-from pyoci.hashing import VerifyingReader
+from pyoci.fsutil import temp_name
 from pyoci.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
-from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, temp_name, writing
+from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, writing
 from pyoci.manifest import ImageConfig, Index, Manifest
-from pyoci.pipeline import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import LayoutReference, Reference, layout_directory
+from pyoci.streams import VerifyingReader
+from pyoci.transcode import LayerOptions
 
 _CHUNK = 1 << 20
 _SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)

@@ -18,8 +18,9 @@ from pyoci import compression, mediatype, schemas
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
+from pyoci.jsonio import load_json
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
-from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest, load_json
+from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
 from pyoci.reference import layout_directory
 
 _CHUNK = 1 << 20
@@ -167,7 +168,7 @@ class _Verifier:
         if actual is not None and expected is not None and actual != expected:
             self.problem(f"{where}: diff_id mismatch: config says {expected}, layer data is {actual}")
 
-    def read_layer(self, descriptor: Descriptor, declared: compression.Compression, where: str) -> Digest | None:
+    def read_layer(self, descriptor: Descriptor, declared: mediatype.Compression, where: str) -> Digest | None:
         try:
             with self.layout.blob_file(descriptor) as reader:
                 actual, _, whole = compression.sniff(reader)

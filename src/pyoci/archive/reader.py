@@ -27,12 +27,12 @@ from typing import Any
 
 from pyoci import compression
 from pyoci.errors import ArchiveError, FormatError
-from pyoci.layout.store import MAX_DOCUMENT_SIZE, BlobWriter, ImageLayout
-from pyoci.manifest import load_json
-from pyoci.pipeline import LayerOptions, LayerResult, feed_layer
+from pyoci.jsonio import MAX_DOCUMENT_SIZE, load_json
+from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import PrefixedReader, Readable, read_exactly_head
-from pyoci.tar import DIRECTORY, TarMember, TarReader
+from pyoci.tarstream import DIRECTORY, TarMember, TarReader
+from pyoci.transcode import LayerOptions, LayerResult, feed_layer
 
 MANIFEST_FILE = "manifest.json"
 IN_FLIGHT = 2

@@ -11,7 +11,7 @@ from pyoci.cli.progress import make_progress
 from pyoci.gc import gc, untag
 from pyoci.inspect import inspect
 from pyoci.merge import MergeSource, merge, parse_annotation, parse_platform_override
-from pyoci.pipeline import LayerOptions
+from pyoci.transcode import LayerOptions
 
 
 @click.command("merge")

@@ -12,7 +12,7 @@ from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
 from pyoci.convert import ConvertResult, convert
 from pyoci.errors import PyociError
-from pyoci.pipeline import LayerOptions
+from pyoci.transcode import LayerOptions
 from pyoci.verify import verify
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from pyoci.compression import Compression
-from pyoci.pipeline import LayerOptions
+from pyoci.mediatype import Compression
+from pyoci.transcode import LayerOptions
 
 
 def layer_options(command: Callable[..., Any]) -> Callable[..., Any]:

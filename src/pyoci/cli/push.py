@@ -12,7 +12,7 @@ import click
 from pyoci.cli.options import emit_json
 from pyoci.cli.progress import make_progress
 from pyoci.errors import FormatError
-from pyoci.layout.store import write_atomic
+from pyoci.fsutil import write_atomic
 from pyoci.push import RegistryOptions, push
 from pyoci.push.registry import DEFAULT_CHUNK_SIZE
 

@@ -11,50 +11,23 @@ little left to do: durability costs far less wall time than one fsync of a multi
 from __future__ import annotations
 
 import ctypes
-import os
 import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from pyoci.digest import Digester
+from pyoci.fsutil import libc_function
 
 QUEUE_DEPTH = 8
 WRITEBACK_STEP = 32 << 20
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc_function(name: str, argtypes: list[Any]) -> Any:
-    try:
-        func = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = argtypes
-    func.restype = ctypes.c_int
-    return func
-
-
 _sync_file_range = cast(
     Callable[[int, int, int, int], int] | None,
-    _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]),
+    libc_function("sync_file_range", [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]),
 )
-_syncfs = cast(Callable[[int], int] | None, _libc_function("syncfs", [ctypes.c_int]))
-
-
-def syncfs(directory: Path) -> bool:
-    """Flush every written file of the filesystem holding ``directory`` (Linux ``syncfs``).
-
-    One call replaces an fsync per file when many files were written. Returns False (having done
-    nothing) where ``syncfs`` is unavailable or fails, so the caller falls back to fsync per file.
-    """
-    if _syncfs is None:
-        return False
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return _syncfs(fd) == 0
-    finally:
-        os.close(fd)
 
 
 class DrainingWriter:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,71 +27,14 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError
-from pyoci.hashing import VerifyingReader
-from pyoci.layout.drain import DrainingWriter, syncfs
-from pyoci.manifest import Index, dump_json, load_json
+from pyoci.fsutil import TEMP_PREFIX, flock, fsync_dir, fsync_path, syncfs, temp_name, write_atomic
+from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json, load_json
+from pyoci.layout.drain import DrainingWriter
+from pyoci.manifest import Index
+from pyoci.streams import VerifyingReader
 
-TEMP_PREFIX = ".pyoci-tmp-"
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
-MAX_DOCUMENT_SIZE = 64 << 20
-"""Largest manifest, index or config pyoci reads into memory, in bytes."""
-
-
-_TEMP_TOKEN = secrets.token_hex(4)
-_temp_counter = itertools.count()
-
-
-def temp_name(directory: Path) -> Path:
-    """Return a fresh temporary path in ``directory`` carrying this process's ID.
-
-    The name is ``.pyoci-tmp-<pid>-<random>-<n>``: one random token per process (``os.urandom`` is
-    slow on some virtual machines) and a counter.
-    """
-    return directory / f"{TEMP_PREFIX}{os.getpid()}-{_TEMP_TOKEN}-{next(_temp_counter)}"
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a closed file's data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Yield a file that replaces ``path`` (fsynced, renamed) when the block ends without error.
-
-    The file is written under a temporary name in the same directory; on error it is removed and
-    ``path`` is untouched.
-    """
-    tmp = temp_name(path.parent)
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as f:
-        f.write(data)
 
 
 class BlobWriter:
@@ -383,34 +324,24 @@ class ImageLayout:
     @contextlib.contextmanager
     def index_lock(self) -> Iterator[None]:
         """Hold the exclusive lock that guards the read-modify-write of ``index.json``."""
-        with _flock(self.root, fcntl.LOCK_EX):
+        with flock(self.root, fcntl.LOCK_EX):
             yield
 
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Hold the shared lock of a writer, which keeps ``gc`` from running meanwhile."""
-        with _flock(self.root / "blobs", fcntl.LOCK_SH):
+        with flock(self.root / "blobs", fcntl.LOCK_SH):
             yield
 
     @contextlib.contextmanager
     def gc_lock(self) -> Iterator[None]:
         """Hold the exclusive lock of ``gc``: no writer is between its first blob and its index update."""
-        with _flock(self.root / "blobs", fcntl.LOCK_EX):
+        with flock(self.root / "blobs", fcntl.LOCK_EX):
             yield
 
     def temp_files(self) -> list[Path]:
         """Return pyoci temporary files left in the layout root, sorted."""
         return sorted(p for p in self.root.glob(TEMP_PREFIX + "*"))
-
-
-@contextlib.contextmanager
-def _flock(directory: Path, operation: int) -> Iterator[None]:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, operation)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pyoci.errors import AuthError, FormatError
-from pyoci.manifest import load_json
+from pyoci.jsonio import load_json
 from pyoci.reference import DOCKER_HUB
 
 DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"

@@ -35,8 +35,8 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, PushError
-from pyoci.layout.store import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
-from pyoci.manifest import dump_json, load_json
+from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
+from pyoci.jsonio import dump_json, load_json
 from pyoci.progress import Progress
 from pyoci.push.target import BlobOpener
 from pyoci.reference import ImageName

@@ -15,11 +15,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyoci import compression, mediatype, tar
-from pyoci.compression import Compression
+from pyoci import compression, mediatype, tarstream
 from pyoci.digest import Digest, Digester
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.layout.store import BlobWriter
+from pyoci.mediatype import Compression
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import CountingReader, Readable, ReaderBase, TeeReader, read_exactly_head
 
@@ -49,7 +49,7 @@ class LayerOptions:
     recompress: bool = False
 
     def __post_init__(self) -> None:
-        compression.check_level(self.compression, self.level)
+        mediatype.check_level(self.compression, self.level)
         if self.threads < 0:
             raise FormatError(f"--threads {self.threads}: expected 0 (all cores) or more")
         if self.threads == 0:
@@ -190,10 +190,10 @@ class _TarCheck(ReaderBase):
         if self._started:
             return self._source.read(n)
         self._started = True
-        head = read_exactly_head(self._source, max(n, tar.BLOCK) if n >= 0 else tar.BLOCK)
-        block = head[: tar.BLOCK]
+        head = read_exactly_head(self._source, max(n, tarstream.BLOCK) if n >= 0 else tarstream.BLOCK)
+        block = head[: tarstream.BLOCK]
         zeros = block == bytes(len(block))
-        self.is_tar = zeros or (len(block) == tar.BLOCK and tar.header_checksum_ok(block))
+        self.is_tar = zeros or (len(block) == tarstream.BLOCK and tarstream.header_checksum_ok(block))
         return head + self._source.read() if n < 0 else head
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from pyoci.layout.store import TEMP_PREFIX, atomic_file
+from pyoci.fsutil import TEMP_PREFIX, atomic_file
 
 
 def _info(name: str, path: Path) -> tarfile.TarInfo:
