@@ -462,7 +462,7 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from pyoci.layout.store import ImageLayout
-from pyoci.merge import merge
+from pyoci.commands.merge import merge
 
 original = ImageLayout.update_index
 destination = Path(sys.argv[2]).resolve()

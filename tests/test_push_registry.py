@@ -18,9 +18,9 @@ from servers.tls import make_certificates
 from servers.token_issuer import TokenIssuer
 
 import pyoci
+from pyoci import RegistryOptions, push
 from pyoci.errors import AuthError, FormatError, PushError
-from pyoci.push import RegistryOptions, find_credentials, push
-from pyoci.push.auth import parse_challenges
+from pyoci.targets.auth import find_credentials, parse_challenges
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
 FAST = RegistryOptions(retry_times=3, retry_delay=0.01)
@@ -354,13 +354,13 @@ def test_challenge_parsing() -> None:
     ],
 )
 def test_destination_names(text: str, expected: str) -> None:
-    from pyoci.push import parse_destination
+    from pyoci.commands.push import parse_destination
 
     assert str(parse_destination(text)) == expected
 
 
 def test_bad_destinations() -> None:
-    from pyoci.push import parse_destination
+    from pyoci.commands.push import parse_destination
 
     for text in ("oci:/tmp/x:1", "docker://Upper/Case", "static:dir", "static:dir:Bad/Repo", "static::x"):
         with pytest.raises(FormatError):

@@ -16,8 +16,8 @@ import pytest
 from conftest import read_json, run_pyoci
 from servers.images import multi_layout, single_layout
 
-from pyoci import mediatype
-from pyoci.push import StaticTree, push
+from pyoci import mediatype, push
+from pyoci.targets.static import StaticTree
 
 SINGLE_REF = "single"
 MULTI_REF = "team/multi"
@@ -178,7 +178,7 @@ def test_upload_s3_to_moto(tree: Path) -> None:
     moto_server = pytest.importorskip("moto.server")
     import boto3
 
-    from pyoci.push import upload_s3
+    from pyoci.targets.static import upload_s3
 
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -3,7 +3,12 @@
 The public API is re-exported here; see each module for details.
 """
 
-from pyoci.convert import ConvertedImage, ConvertResult, convert
+from pyoci.commands.convert import ConvertedImage, ConvertResult, convert
+from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
+from pyoci.commands.inspect import InspectedImage, InspectResult, PlatformImage, inspect
+from pyoci.commands.merge import MergeResult, MergeSource, merge
+from pyoci.commands.push import PushResult, push
+from pyoci.commands.verify import VerifyReport, verify
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import (
@@ -18,15 +23,11 @@ from pyoci.errors import (
     PyociError,
     TagError,
 )
-from pyoci.gc import Garbage, GcResult, UntagResult, gc, untag
-from pyoci.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
-from pyoci.merge import MergeResult, MergeSource, merge
 from pyoci.platform import Platform
-from pyoci.push import PushResult, RegistryOptions, push
+from pyoci.targets.registry import RegistryOptions
 from pyoci.transcode import LayerOptions
-from pyoci.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 

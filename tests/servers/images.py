@@ -24,7 +24,7 @@ def multi_layout(directory: Path) -> Path:
     """The four hello-*.tar as one image index tagged ``multi`` (with ``pyoci merge`` when it exists)."""
     archives = [str(FIXTURES / f"hello-{arch}.tar") for arch in ARCHES]
     try:
-        from pyoci.merge import merge
+        from pyoci.commands.merge import merge
     except ImportError:
         merge = None
     if merge is not None:

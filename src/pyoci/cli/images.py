@@ -8,9 +8,9 @@ import click
 
 from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
-from pyoci.gc import gc, untag
-from pyoci.inspect import inspect
-from pyoci.merge import MergeSource, merge, parse_annotation, parse_platform_override
+from pyoci.commands.gc import gc, untag
+from pyoci.commands.inspect import inspect
+from pyoci.commands.merge import MergeSource, merge, parse_annotation, parse_platform_override
 from pyoci.transcode import LayerOptions
 
 

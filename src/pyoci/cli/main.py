@@ -10,10 +10,10 @@ import click
 
 from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
-from pyoci.convert import ConvertResult, convert
+from pyoci.commands.convert import ConvertResult, convert
+from pyoci.commands.verify import verify
 from pyoci.errors import PyociError
 from pyoci.transcode import LayerOptions
-from pyoci.verify import verify
 
 
 class _Terminated(BaseException):

@@ -1,4 +1,4 @@
-"""``pyoci push``: the click command over :func:`pyoci.push.push`."""
+"""``pyoci push``: the click command over :func:`pyoci.push`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
+from pyoci import RegistryOptions, push
 from pyoci.cli.options import emit_json
 from pyoci.cli.progress import make_progress
 from pyoci.errors import FormatError
 from pyoci.fsutil import write_atomic
-from pyoci.push import RegistryOptions, push
-from pyoci.push.registry import DEFAULT_CHUNK_SIZE
+from pyoci.targets.registry import DEFAULT_CHUNK_SIZE
 
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)i?b?$", re.IGNORECASE)
 

@@ -29,7 +29,7 @@ from typing import Any
 from pyoci import mediatype
 from pyoci.archive.reader import MANIFEST_FILE, scan
 from pyoci.archive.source import STDIN, open_archive
-from pyoci.convert import plan_image, select_images
+from pyoci.commands.convert import plan_image, select_images
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.convert import DEFAULT_TAG, convert
+from pyoci.commands.convert import DEFAULT_TAG, convert
+from pyoci.commands.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import (
@@ -44,7 +45,6 @@ from pyoci.errors import (
     TagError,
 )
 from pyoci.fsutil import temp_name
-from pyoci.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, writing
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform

@@ -38,8 +38,8 @@ from pyoci.errors import FormatError, PushError
 from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
 from pyoci.jsonio import dump_json, load_json
 from pyoci.progress import Progress
-from pyoci.push.target import BlobOpener
 from pyoci.reference import ImageName
+from pyoci.targets import BlobOpener
 
 CONFIG_DIR = ".pyoci"
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")

@@ -2,7 +2,7 @@
 
 Lookup order for a registry (containers-auth.json(5), as skopeo reads it, then Docker's files):
 
-1. ``--creds USER:PASS`` (given to :class:`~pyoci.push.registry.RegistryOptions` directly);
+1. ``--creds USER:PASS`` (given to :class:`~pyoci.targets.registry.RegistryOptions` directly);
 2. ``--authfile FILE``, else ``$REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``;
 3. ``$XDG_CONFIG_HOME/containers/auth.json`` (default ``~/.config/containers/auth.json``);
 4. ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``.

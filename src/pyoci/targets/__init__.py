@@ -1,6 +1,6 @@
 """The small protocols every push destination implements (a registry repository, a static tree).
 
-:class:`Target` is what :func:`pyoci.push.push` needs: ask for a blob, send a blob, send a manifest.
+:class:`Target` is what :func:`pyoci.push` needs: ask for a blob, send a blob, send a manifest.
 :class:`Mount` is an optional capability: make a blob that another repository of the same
 destination holds appear in this one without sending its bytes.
 """
@@ -18,7 +18,7 @@ from pyoci.streams import Readable
 
 BlobOpener = Callable[[], AbstractContextManager[Readable]]
 """Opens a blob's bytes from the start, verified against its descriptor at the end of the stream
-(:class:`pyoci.hashing.VerifyingReader`); called again for each attempt of an upload."""
+(:class:`pyoci.streams.VerifyingReader`); called again for each attempt of an upload."""
 
 
 class Target(Protocol):

@@ -1,7 +1,7 @@
 """``pyoci push``: publish an image from a layout or docker-archive to registries and static trees.
 
-One walk of the image (:mod:`pyoci.push.walk`, children before parents) drives every destination
-through the :class:`~pyoci.push.target.Target` protocol. For each blob: ``has_blob`` (skip what
+One walk of the image (:mod:`pyoci.layout.walk`, children before parents) drives every destination
+through the :class:`~pyoci.targets.Target` protocol. For each blob: ``has_blob`` (skip what
 exists), then ``mount_blob`` from repositories already pushed in this run on the same registry and
 from ``mount_from``, then ``put_blob``. Manifests go up with their exact bytes: child manifests by
 digest, the top one by the destination's tag (or digest). Several destinations on one registry
@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyoci.convert import DEFAULT_TAG, convert
+from pyoci.commands.convert import DEFAULT_TAG, convert
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.layout.store import ImageLayout
+from pyoci.layout.walk import Node, resolve, walk
 from pyoci.progress import NoProgress, Progress
-from pyoci.push.registry import RegistryClient, RegistryOptions, RegistryTarget
-from pyoci.push.static import StaticDestination, StaticTree
-from pyoci.push.target import BlobOpener, Mount, Target
-from pyoci.push.walk import Node, resolve, walk
 from pyoci.reference import (
     ArchiveReference,
     BarePath,
@@ -38,6 +35,9 @@ from pyoci.reference import (
     check_registry_tag,
     parse_reference,
 )
+from pyoci.targets import BlobOpener, Mount, Target
+from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
+from pyoci.targets.static import StaticDestination, StaticTree
 
 log = logging.getLogger("pyoci.push")
 

@@ -47,7 +47,10 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import AuthError, FormatError, PushError
 from pyoci.progress import Progress
-from pyoci.push.auth import (
+from pyoci.reference import DOCKER_HUB
+from pyoci.streams import Readable
+from pyoci.targets import BlobOpener
+from pyoci.targets.auth import (
     Credentials,
     find_credentials,
     merge_scopes,
@@ -55,9 +58,6 @@ from pyoci.push.auth import (
     parse_creds,
     repository_scope,
 )
-from pyoci.push.target import BlobOpener
-from pyoci.reference import DOCKER_HUB
-from pyoci.streams import Readable
 
 log = logging.getLogger("pyoci.push")
 
@@ -486,7 +486,7 @@ def _check_digest(response: httpx.Response, expected: Digest, what: str, domain:
 
 
 class RegistryTarget:
-    """One repository of a registry, as a push :class:`~pyoci.push.target.Target` and :class:`Mount`.
+    """One repository of a registry, as a push :class:`~pyoci.targets.Target` and :class:`Mount`.
 
     Args:
         client: the registry client (shared by every repository of the registry).

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyoci import mediatype
+from pyoci.commands.inspect import image_entries
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
-from pyoci.inspect import image_entries
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import MAX_INDEX_DEPTH, Index, Manifest
 
