@@ -30,6 +30,54 @@ class Sink(Protocol):
         ...
 
 
+class BlobSink(Protocol):
+    """Where one blob's bytes go, hashed and counted on the way (a layout's blob writer, a hash only).
+
+    ``write`` the bytes, then ``finish`` (all written: the digest of them) or ``abort`` (discard).
+    """
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        """Take ``data``; return its length."""
+        ...
+
+    def finish(self) -> Digest:
+        """Complete the blob; return the sha256 of every byte written."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the blob; safe to call more than once."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (all of them once :meth:`finish` returned)."""
+        ...
+
+
+class HashingSink:
+    """A :class:`BlobSink` that keeps nothing: it only hashes and counts (``inspect`` of an archive)."""
+
+    def __init__(self) -> None:
+        self._digester = Digester()
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        """Hash ``data``; return its length."""
+        self._digester.update(data)
+        return len(data)
+
+    def finish(self) -> Digest:
+        """Return the digest of everything written."""
+        return self._digester.finish()
+
+    def abort(self) -> None:
+        """Nothing to discard."""
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._digester.size
+
+
 class ReaderBase:
     """``readinto`` and ``readable`` for readers that only implement ``read``, as io and codecs expect."""
 

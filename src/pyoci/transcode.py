@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pyoci import compression, mediatype, tarstream
 from pyoci.digest import Digest, Digester
 from pyoci.errors import ArchiveError, FormatError
-from pyoci.layout.store import BlobWriter
 from pyoci.mediatype import Compression
 from pyoci.progress import NoProgress, Progress
-from pyoci.streams import CountingReader, Readable, ReaderBase, TeeReader, read_exactly_head
+from pyoci.streams import BlobSink, CountingReader, Readable, ReaderBase, TeeReader, read_exactly_head
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the input per step."""
@@ -84,7 +83,7 @@ class LayerResult:
 
 def transcode_layer(
     source: Readable,
-    sink: BlobWriter,
+    sink: BlobSink,
     options: LayerOptions,
     where: str,
     progress: Progress | None = None,
@@ -93,8 +92,8 @@ def transcode_layer(
 
     Args:
         source: the layer as stored in the archive (plain tar, gzip or zstd; detected by magic bytes).
-        sink: the blob being written; it hashes the bytes written (the blob digest). It is finished
-            (written out and closed) on return.
+        sink: where the blob goes (a layout's blob writer, or a hash only); it hashes the bytes
+            written (the blob digest). It is finished on return.
         options: output codec, level, threads.
         where: the layer's name for error messages.
         progress: receives the count of ``source`` bytes consumed.
@@ -104,14 +103,14 @@ def transcode_layer(
 
     Raises:
         ArchiveError: the layer's compressed data is corrupt or truncated.
-        LayoutError: the blob could not be written.
+        LayoutError: a layout sink could not write the blob.
     """
     return feed_layer(source, sink, options, where, progress)()
 
 
 def feed_layer(
     source: Readable,
-    sink: BlobWriter,
+    sink: BlobSink,
     options: LayerOptions,
     where: str,
     progress: Progress | None = None,

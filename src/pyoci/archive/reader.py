@@ -20,17 +20,16 @@ import contextlib
 import io
 import posixpath
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pyoci import compression
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, load_json
-from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.progress import NoProgress, Progress
-from pyoci.streams import PrefixedReader, Readable, read_exactly_head
+from pyoci.streams import BlobSink, PrefixedReader, Readable, read_exactly_head
 from pyoci.tarstream import DIRECTORY, TarMember, TarReader
 from pyoci.transcode import LayerOptions, LayerResult, feed_layer
 
@@ -44,6 +43,10 @@ SMALL_MEMBER = 4096
 
 _SNIFF = 512
 _MAX_LINKS = 40
+
+S = TypeVar("S", bound=BlobSink)
+SinkFactory = Callable[[int], S]
+"""Makes the sink for one layer, given its stored size in bytes (a layout's blob writer, or a hash only)."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,15 @@ class ArchiveImage:
 
 
 @dataclass
-class StagedLayer:
-    """A layer written to a temporary blob, not yet in the layout.
+class StagedLayer(Generic[S]):
+    """A layer streamed into its sink (for a layout: a temporary blob, not yet in the layout).
 
     Attributes:
-        writer: the temporary blob (commit it to add it to the layout).
+        writer: the sink (a layout's blob writer: commit it to add the blob to the layout).
         completion: finishes while the next layers stream in; gives the diff_id and media type.
     """
 
-    writer: BlobWriter
+    writer: S
     completion: Future[LayerResult]
 
     @property
@@ -110,22 +113,24 @@ def normalize_member(name: str, where: str) -> str:
 
 
 @dataclass
-class ScannedArchive:
+class ScannedArchive(Generic[S]):
     """The result of one pass: small documents in memory, staged layers, and links.
 
     Attributes:
         name: the archive's display name (a path, or ``stdin``).
         documents: member path -> bytes, for members kept in memory (JSON and tiny files).
         staged: member path -> staged layer, for members streamed through the pipeline.
+        new_sink: makes each layer's sink.
+        options: layer output options.
         links: member path -> target member path (symlinks resolved against their directory).
         directories: member paths of directories (for messages).
     """
 
     name: str
-    layout: ImageLayout
+    new_sink: SinkFactory[S]
     options: LayerOptions
     documents: dict[str, bytes] = field(default_factory=dict)
-    staged: dict[str, StagedLayer] = field(default_factory=dict)
+    staged: dict[str, StagedLayer[S]] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     directories: set[str] = field(default_factory=set)
     completions: ThreadPoolExecutor = field(
@@ -165,7 +170,7 @@ class ScannedArchive:
             raise ArchiveError(f"{self.name}: member {path!r} is not a JSON document")
         return data
 
-    def layer(self, path: str, progress: Progress | None = None) -> StagedLayer:
+    def layer(self, path: str, progress: Progress | None = None) -> StagedLayer[S]:
         """Return the staged layer of ``path``, staging a small in-memory member now.
 
         Raises:
@@ -197,7 +202,7 @@ class ScannedArchive:
         return [_parse_entry(i, entry, where) for i, entry in enumerate(entries)]
 
     def discard(self) -> None:
-        """Wait for every layer in flight, then remove every staged blob not committed to the layout."""
+        """Wait for every layer in flight, then abort every sink (a no-op for a blob committed to a layout)."""
         self.completions.shutdown(wait=True)
         for staged in self.staged.values():
             staged.writer.abort()  # a no-op for a committed blob
@@ -220,14 +225,14 @@ def _stage(
     source: Readable,
     size: int,
     member: str,
-    archive: ScannedArchive,
+    archive: ScannedArchive[S],
     progress: Progress | None,
-) -> StagedLayer:
+) -> StagedLayer[S]:
     while len(archive.in_flight) >= IN_FLIGHT:
         with contextlib.suppress(Exception):  # its error is raised where its result is asked for
             archive.in_flight.popleft().result()
     progress = progress or NoProgress()
-    writer = archive.layout.new_blob(background=size > BACKGROUND_WRITE_MIN)
+    writer = archive.new_sink(size)
     progress.start(member, size)
     try:
         complete = feed_layer(source, writer, archive.options, f"{archive.name}: {member}", progress, size)
@@ -246,26 +251,26 @@ def _is_document(head: bytes, size: int) -> bool:
 def scan(
     stream: Readable,
     name: str,
-    layout: ImageLayout,
+    new_sink: SinkFactory[S],
     options: LayerOptions,
     progress: Progress | None = None,
-) -> Iterator[ScannedArchive]:
+) -> Iterator[ScannedArchive[S]]:
     """Read the whole archive ``stream`` once; yield what it holds.
 
-    Staged layers are temporary blobs in ``layout``; on leaving the context every staged blob the
-    caller did not commit is removed.
+    Each layer streams into a sink made by ``new_sink`` (for a layout: a temporary blob); on leaving
+    the context every sink the caller did not commit is aborted.
 
     Args:
         stream: the decompressed archive bytes (see :func:`pyoci.archive.source.open_archive`).
         name: the archive's name for messages.
-        layout: where layers are staged.
+        new_sink: makes each layer's sink from its stored size (see :data:`SinkFactory`).
         options: layer output options.
         progress: receives per-layer byte counts.
 
     Raises:
         ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes.
     """
-    archive = ScannedArchive(name, layout, options)
+    archive = ScannedArchive(name, new_sink, options)
     try:
         tar = TarReader(stream, name)
         try:
@@ -284,7 +289,7 @@ def scan(
         archive.discard()
 
 
-def _take(archive: ScannedArchive, tar: TarReader, member: TarMember, progress: Progress | None) -> None:
+def _take(archive: ScannedArchive[S], tar: TarReader, member: TarMember, progress: Progress | None) -> None:
     name = normalize_member(member.name, archive.name)
     if not name:
         return

@@ -2,9 +2,8 @@
 
 Rules (and where they come from):
 
-* layers are checked against the config's ``rootfs.diff_ids`` (image-spec ``config.md``);
-* the config bytes are copied verbatim under the OCI config media type, so the config digest
-  (Docker's image ID) is preserved;
+* the archive is read by :mod:`pyoci.archive` (layers checked against the config's diff_ids,
+  the config kept byte for byte, see :mod:`pyoci.archive.plan`);
 * each index.json entry carries ``org.opencontainers.image.ref.name`` and the platform read from the
   config (image-spec ``image-layout.md``, ``image-index.md``); without a destination tag each RepoTag
   gives one entry whose ref.name is the tag and ``io.containerd.image.name`` the full name, as Docker
@@ -20,28 +19,31 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyoci import mediatype
-from pyoci.archive.reader import ArchiveImage, ScannedArchive, StagedLayer, scan
+from pyoci.archive.plan import (
+    check_unique_tags,
+    layout_sinks,
+    plan_image,
+    select_images,
+    tag_annotations,
+    write_images,
+)
+from pyoci.archive.reader import ArchiveImage, scan
 from pyoci.archive.source import open_archive
-from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
+from pyoci.descriptor import REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError, LayoutError
+from pyoci.errors import FormatError, LayoutError
 from pyoci.layout.ociarchive import write_layout_tar
-from pyoci.layout.store import ImageLayout, writing
-from pyoci.manifest import ImageConfig, Manifest
+from pyoci.layout.store import writing
 from pyoci.progress import Progress
 from pyoci.reference import (
     ArchiveReference,
     BarePath,
-    ImageName,
     LayoutReference,
     Reference,
     check_layout_tag,
     parse_reference,
 )
 from pyoci.transcode import LayerOptions
-
-DEFAULT_TAG = "latest"
 
 
 @dataclass(frozen=True)
@@ -111,154 +113,6 @@ def as_layout_reference(ref: Reference | str, tag: str | None = None) -> LayoutR
     return ref
 
 
-def select_images(images: list[ArchiveImage], ref: ArchiveReference, all_images: bool) -> list[ArchiveImage]:
-    """Choose the images of ``ref`` among the archive's, as skopeo does.
-
-    Raises:
-        ArchiveError: no image matches, or several images and no selector (the message lists them).
-    """
-    listing = "; ".join(image.label() for image in images)
-    if all_images:
-        if ref.name is not None or ref.position is not None:
-            raise FormatError(f"{ref}: --all converts every image; drop the selector")
-        return images
-    if ref.position is not None:
-        if ref.position >= len(images):
-            raise ArchiveError(f"{ref.path}: no image @{ref.position}; the archive holds {listing}")
-        return [images[ref.position]]
-    if ref.name is not None:
-        for image in images:
-            if any(_same_name(tag, ref.name) for tag in image.repo_tags):
-                return [image]
-        raise ArchiveError(f"{ref.path}: no image named {ref.name.familiar()}; the archive holds {listing}")
-    if len(images) > 1:
-        raise ArchiveError(
-            f"{ref.path}: holds {len(images)} images, choose one with :@N or :NAME:TAG, or --all: {listing}"
-        )
-    return images
-
-
-def _same_name(repo_tag: str, wanted: ImageName) -> bool:
-    try:
-        return ImageName.parse(repo_tag) == wanted
-    except FormatError:
-        return False
-
-
-def _tag_annotations(image: ArchiveImage, tag: str | None, where: str) -> list[dict[str, str]]:
-    if tag is not None:
-        return [{REF_NAME: tag}]
-    if not image.repo_tags:
-        return [{REF_NAME: DEFAULT_TAG}]
-    out = []
-    for repo_tag in dict.fromkeys(image.repo_tags):  # a tag listed twice is written once
-        try:
-            name = ImageName.parse(repo_tag)
-        except FormatError as exc:
-            raise ArchiveError(f"{where}: RepoTags: {exc}") from exc
-        out.append({CONTAINERD_IMAGE_NAME: str(name), REF_NAME: name.tag or DEFAULT_TAG})
-    return out
-
-
-@dataclass
-class PlannedImage:
-    """An archive image checked and staged, not yet written.
-
-    Attributes:
-        image: its manifest.json entry.
-        config: its parsed config (with the exact bytes).
-        layers: its staged layers, base first, each matching the config's diff_id.
-        annotations: one index.json annotation set per tag to write.
-    """
-
-    image: ArchiveImage
-    config: ImageConfig
-    layers: list[StagedLayer]
-    annotations: list[dict[str, str]]
-
-
-def plan_image(
-    archive: ScannedArchive, image: ArchiveImage, tag: str | None, progress: Progress | None = None
-) -> PlannedImage:
-    """Check one image of a scanned archive: config parsed, every layer staged and matched to its diff_id.
-
-    Args:
-        archive: the scanned archive.
-        image: the manifest.json entry to plan.
-        tag: the destination tag, or None for the image's RepoTags.
-        progress: receives byte counts for small layers staged now.
-
-    Raises:
-        ArchiveError: an invalid config, or a layer count that differs from the diff_ids.
-        DiffIDMismatchError: a layer whose sha256 is not its diff_id (image-spec ``config.md``).
-    """
-    where = f"{archive.name}: {image.config}"
-    try:
-        config = ImageConfig.parse(archive.document(image.config), where)
-    except FormatError as exc:
-        raise ArchiveError(str(exc)) from exc
-    if len(config.diff_ids) != len(image.layers):
-        raise ArchiveError(
-            f"{where}: config lists {len(config.diff_ids)} diff_ids but manifest.json lists {len(image.layers)} layers"
-        )
-    layers = []
-    for position, (path, expected) in enumerate(zip(image.layers, config.diff_ids, strict=True)):
-        staged = archive.layer(path, progress)
-        if not staged.result.is_tar:
-            raise ArchiveError(f"{archive.name}: layer {position} ({path}): not a tar archive")
-        if staged.result.diff_id != expected:
-            raise DiffIDMismatchError(
-                f"{archive.name}: layer {position} ({path}): diff_id mismatch: "
-                f"config says {expected}, layer data is {staged.result.diff_id}"
-            )
-        layers.append(staged)
-    return PlannedImage(image, config, layers, _tag_annotations(image, tag, f"{archive.name}: manifest.json"))
-
-
-def _check_unique_tags(planned: list[PlannedImage], where: str) -> None:
-    seen: dict[str, ArchiveImage] = {}
-    for plan in planned:
-        for entry in plan.annotations:
-            name = entry[REF_NAME]
-            other = seen.get(name)
-            if other is not None:
-                raise ArchiveError(
-                    f"{where}: images {other.label()} and {plan.image.label()} would both be tagged {name!r}"
-                    " in one layout; convert them separately with a destination tag"
-                )
-            seen[name] = plan.image
-
-
-def _write(layout: ImageLayout, planned: list[PlannedImage]) -> list[ConvertedImage]:
-    layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
-    committed = iter(layout.commit_blobs(layer_blobs))
-    results = []
-    for plan in planned:
-        layer_descriptors = [next(committed) for _ in plan.layers]
-        config = layout.put_blob(plan.config.raw, mediatype.IMAGE_CONFIG)
-        manifest = Manifest.build(config, layer_descriptors)
-        layout.put_blob(manifest.raw, manifest.media_type)
-        results.append(
-            ConvertedImage(
-                manifest=manifest.descriptor(platform=plan.config.platform),
-                config=config,
-                layers=tuple(layer_descriptors),
-                diff_ids=plan.config.diff_ids,
-                tags=tuple(a[REF_NAME] for a in plan.annotations),
-                source=plan.image,
-            )
-        )
-    layout.sync()
-    entries = [
-        image.manifest.with_annotations(annotations)
-        for image, plan in zip(results, planned, strict=True)
-        for annotations in plan.annotations
-    ]
-    names = {entry.ref_name for entry in entries}
-    layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
-    return results
-
-
 def convert(
     source: Reference | str,
     destination: Reference | str,
@@ -298,12 +152,30 @@ def convert(
     with (
         open_archive(src.path) as stream,
         writing(dest.path) as layout,
-        scan(stream, name, layout, options, progress) as archive,
+        scan(stream, name, layout_sinks(layout), options, progress) as archive,
     ):
         chosen = select_images(archive.images(), src, all_images)
-        planned = [plan_image(archive, image, dest.tag, progress) for image in chosen]
-        _check_unique_tags(planned, name)
-        images = _write(layout, planned)
+        planned = [plan_image(archive, image, progress) for image in chosen]
+        tagged = [(image, tag_annotations(image, dest.tag, f"{name}: manifest.json")) for image in chosen]
+        check_unique_tags(tagged, name)
+        images = [
+            ConvertedImage(
+                item.manifest,
+                item.config,
+                item.layers,
+                item.diff_ids,
+                tuple(a[REF_NAME] for a in annotations),
+                item.source,
+            )
+            for item, (_, annotations) in zip(write_images(layout, planned), tagged, strict=True)
+        ]
+        entries = [
+            image.manifest.with_annotations(annotations)
+            for image, (_, annotation_sets) in zip(images, tagged, strict=True)
+            for annotations in annotation_sets
+        ]
+        names = {entry.ref_name for entry in entries}
+        layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
     return ConvertResult(Path(dest.path), tuple(images))
 
 

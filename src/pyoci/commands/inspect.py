@@ -11,25 +11,23 @@ index entry that points at the manifest carries a ``platform``: that one is what
 (``image-index.md``), so it wins, completed by the config (images built for ``arm`` often carry the
 variant only in the index, and a merge's ``--platform`` override is recorded only there).
 
-A docker-archive is read in one pass by the archive reader, with layers staged uncompressed in a
-temporary directory (so their sizes are the uncompressed tar sizes and their digests the diff_ids,
-each checked against the config); nothing is converted, so archive images have no manifest digest.
+A docker-archive is read in one pass by the archive reader, with each layer only hashed
+uncompressed (its size is the tar size and its digest the diff_id, checked against the config);
+nothing is written anywhere, and archive images have no manifest digest.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
+from pyoci.archive.plan import plan_image, select_images
 from pyoci.archive.reader import MANIFEST_FILE, scan
 from pyoci.archive.source import STDIN, open_archive
-from pyoci.commands.convert import plan_image, select_images
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
@@ -38,6 +36,7 @@ from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
 from pyoci.reference import ArchiveReference, BarePath, LayoutReference, Reference, parse_reference
+from pyoci.streams import HashingSink
 from pyoci.transcode import LayerOptions
 
 SourceReference = LayoutReference | ArchiveReference
@@ -334,27 +333,26 @@ def _inspect_layout(ref: LayoutReference, where: str) -> InspectResult:
 def _inspect_archive(ref: ArchiveReference, where: str) -> InspectResult:
     name = "stdin" if ref.path == STDIN else ref.path
     options = LayerOptions(Compression.NONE, threads=1)
-    with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-inspect-") as tmp, open_archive(ref.path) as stream:
-        staging = ImageLayout.create(os.path.join(tmp, "layout"))
-        with scan(stream, name, staging, options) as archive:
-            chosen = select_images(archive.images(), ref, all_images=ref.name is None and ref.position is None)
-            images = []
-            for image in chosen:
-                config = (planned := plan_image(archive, image, "inspect")).config
-                layers = tuple(
-                    Descriptor(mediatype.LAYER, staged.result.diff_id, staged.writer.size) for staged in planned.layers
-                )
-                summary = PlatformImage(
-                    platform=config.platform,
-                    manifest=None,
-                    config=Descriptor(mediatype.IMAGE_CONFIG, config.digest, len(config.raw)),
-                    layers=layers,
-                    created=config.created,
-                    entrypoint=config.entrypoint,
-                    cmd=config.cmd,
-                )
-                images.append(InspectedImage(image.repo_tags, None, (summary,), {}, f"@{image.position}"))
-            raw = archive.document(MANIFEST_FILE)
+    with open_archive(ref.path) as stream, scan(stream, name, lambda size: HashingSink(), options) as archive:
+        chosen = select_images(archive.images(), ref, all_images=ref.name is None and ref.position is None)
+        images = []
+        for image in chosen:
+            planned = plan_image(archive, image)
+            config = planned.config
+            layers = tuple(
+                Descriptor(mediatype.LAYER, staged.result.diff_id, staged.writer.size) for staged in planned.layers
+            )
+            summary = PlatformImage(
+                platform=config.platform,
+                manifest=None,
+                config=Descriptor(mediatype.IMAGE_CONFIG, config.digest, len(config.raw)),
+                layers=layers,
+                created=config.created,
+                entrypoint=config.entrypoint,
+                cmd=config.cmd,
+            )
+            images.append(InspectedImage(image.repo_tags, None, (summary,), {}, f"@{image.position}"))
+        raw = archive.document(MANIFEST_FILE)
     return InspectResult(where, DOCKER_ARCHIVE, tuple(images), raw)
 
 

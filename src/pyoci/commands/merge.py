@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.commands.convert import DEFAULT_TAG, convert
+from pyoci.archive.plan import DEFAULT_TAG
+from pyoci.commands.convert import convert
 from pyoci.commands.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyoci.commands.convert import DEFAULT_TAG, convert
+from pyoci.archive.plan import DEFAULT_TAG
+from pyoci.commands.convert import convert
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError

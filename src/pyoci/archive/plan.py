@@ -1,0 +1,211 @@
+"""What to take from a scanned docker-archive, and how it becomes OCI images in a layout.
+
+* image selection follows skopeo: ``:NAME:TAG`` or ``:@N``, an error listing the images otherwise;
+* each layer is checked against the config's ``rootfs.diff_ids`` (image-spec ``config.md``);
+* the config bytes are copied verbatim under the OCI config media type, so the config digest
+  (Docker's image ID) is preserved, and each image gets an OCI manifest (``manifest.md``);
+* tags follow Docker: one index.json entry per RepoTag (``image-layout.md``), ``latest`` when untagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic
+
+from pyoci import mediatype
+from pyoci.archive.reader import BACKGROUND_WRITE_MIN, ArchiveImage, S, ScannedArchive, SinkFactory, StagedLayer
+from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
+from pyoci.digest import Digest
+from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
+from pyoci.layout.store import BlobWriter, ImageLayout
+from pyoci.manifest import ImageConfig, Manifest
+from pyoci.progress import Progress
+from pyoci.reference import ArchiveReference, ImageName
+
+DEFAULT_TAG = "latest"
+
+
+def layout_sinks(layout: ImageLayout) -> SinkFactory[BlobWriter]:
+    """Layers staged as temporary blobs of ``layout`` (large ones written on a thread of their own)."""
+
+    def new_sink(size: int) -> BlobWriter:
+        return layout.new_blob(background=size > BACKGROUND_WRITE_MIN)
+
+    return new_sink
+
+
+def select_images(images: list[ArchiveImage], ref: ArchiveReference, all_images: bool) -> list[ArchiveImage]:
+    """Choose the images of ``ref`` among the archive's, as skopeo does.
+
+    Raises:
+        ArchiveError: no image matches, or several images and no selector (the message lists them).
+    """
+    listing = "; ".join(image.label() for image in images)
+    if all_images:
+        if ref.name is not None or ref.position is not None:
+            raise FormatError(f"{ref}: --all converts every image; drop the selector")
+        return images
+    if ref.position is not None:
+        if ref.position >= len(images):
+            raise ArchiveError(f"{ref.path}: no image @{ref.position}; the archive holds {listing}")
+        return [images[ref.position]]
+    if ref.name is not None:
+        for image in images:
+            if any(_same_name(tag, ref.name) for tag in image.repo_tags):
+                return [image]
+        raise ArchiveError(f"{ref.path}: no image named {ref.name.familiar()}; the archive holds {listing}")
+    if len(images) > 1:
+        raise ArchiveError(
+            f"{ref.path}: holds {len(images)} images, choose one with :@N or :NAME:TAG, or --all: {listing}"
+        )
+    return images
+
+
+def _same_name(repo_tag: str, wanted: ImageName) -> bool:
+    try:
+        return ImageName.parse(repo_tag) == wanted
+    except FormatError:
+        return False
+
+
+def tag_annotations(image: ArchiveImage, tag: str | None, where: str) -> list[dict[str, str]]:
+    """The index.json annotations of ``image``: one set per tag to write (image-spec ``image-layout.md``).
+
+    With ``tag``, that one ``org.opencontainers.image.ref.name``; else one set per RepoTag (ref.name =
+    the tag, ``io.containerd.image.name`` = the full name, as Docker writes), or ``latest``.
+
+    Raises:
+        ArchiveError: a RepoTag that is not an image name (``where`` opens the message).
+    """
+    if tag is not None:
+        return [{REF_NAME: tag}]
+    if not image.repo_tags:
+        return [{REF_NAME: DEFAULT_TAG}]
+    out = []
+    for repo_tag in dict.fromkeys(image.repo_tags):  # a tag listed twice is written once
+        try:
+            name = ImageName.parse(repo_tag)
+        except FormatError as exc:
+            raise ArchiveError(f"{where}: RepoTags: {exc}") from exc
+        out.append({CONTAINERD_IMAGE_NAME: str(name), REF_NAME: name.tag or DEFAULT_TAG})
+    return out
+
+
+@dataclass
+class PlannedImage(Generic[S]):
+    """An archive image checked and staged, not yet written.
+
+    Attributes:
+        image: its manifest.json entry.
+        config: its parsed config (with the exact bytes).
+        layers: its staged layers, base first, each matching the config's diff_id.
+    """
+
+    image: ArchiveImage
+    config: ImageConfig
+    layers: list[StagedLayer[S]]
+
+
+def plan_image(
+    archive: ScannedArchive[S], image: ArchiveImage, progress: Progress | None = None
+) -> PlannedImage[S]:
+    """Check one image of a scanned archive: config parsed, every layer staged and matched to its diff_id.
+
+    Args:
+        archive: the scanned archive.
+        image: the manifest.json entry to plan.
+        progress: receives byte counts for small layers staged now.
+
+    Raises:
+        ArchiveError: an invalid config, or a layer count that differs from the diff_ids.
+        DiffIDMismatchError: a layer whose sha256 is not its diff_id (image-spec ``config.md``).
+    """
+    where = f"{archive.name}: {image.config}"
+    try:
+        config = ImageConfig.parse(archive.document(image.config), where)
+    except FormatError as exc:
+        raise ArchiveError(str(exc)) from exc
+    if len(config.diff_ids) != len(image.layers):
+        raise ArchiveError(
+            f"{where}: config lists {len(config.diff_ids)} diff_ids but manifest.json lists {len(image.layers)} layers"
+        )
+    layers = []
+    for position, (path, expected) in enumerate(zip(image.layers, config.diff_ids, strict=True)):
+        staged = archive.layer(path, progress)
+        if not staged.result.is_tar:
+            raise ArchiveError(f"{archive.name}: layer {position} ({path}): not a tar archive")
+        if staged.result.diff_id != expected:
+            raise DiffIDMismatchError(
+                f"{archive.name}: layer {position} ({path}): diff_id mismatch: "
+                f"config says {expected}, layer data is {staged.result.diff_id}"
+            )
+        layers.append(staged)
+    return PlannedImage(image, config, layers)
+
+
+def check_unique_tags(tagged: list[tuple[ArchiveImage, list[dict[str, str]]]], where: str) -> None:
+    """Refuse two images of one import that would get the same tag in one layout.
+
+    Raises:
+        ArchiveError: they would (the message names both images).
+    """
+    seen: dict[str, ArchiveImage] = {}
+    for image, annotation_sets in tagged:
+        for entry in annotation_sets:
+            name = entry[REF_NAME]
+            other = seen.get(name)
+            if other is not None:
+                raise ArchiveError(
+                    f"{where}: images {other.label()} and {image.label()} would both be tagged {name!r}"
+                    " in one layout; convert them separately with a destination tag"
+                )
+            seen[name] = image
+
+
+@dataclass(frozen=True)
+class ImportedImage:
+    """One archive image written into a layout (blobs only; index.json is the caller's).
+
+    Attributes:
+        manifest: the manifest descriptor, with the platform read from the config.
+        config: the config descriptor.
+        layers: the layer descriptors, base layer first.
+        diff_ids: the layers' diff_ids.
+        source: the manifest.json entry it came from.
+    """
+
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    diff_ids: tuple[Digest, ...]
+    source: ArchiveImage
+
+
+def write_images(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -> list[ImportedImage]:
+    """Commit the staged layers of ``planned`` into ``layout`` and write each config and manifest.
+
+    The layers are made durable with one filesystem flush; index.json is not touched, so nothing
+    references the new blobs until the caller tags them.
+
+    Raises:
+        LayoutError: a blob could not be written.
+    """
+    layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
+    committed = iter(layout.commit_blobs(layer_blobs))
+    results = []
+    for plan in planned:
+        layer_descriptors = [next(committed) for _ in plan.layers]
+        config = layout.put_blob(plan.config.raw, mediatype.IMAGE_CONFIG)
+        manifest = Manifest.build(config, layer_descriptors)
+        layout.put_blob(manifest.raw, manifest.media_type)
+        results.append(
+            ImportedImage(
+                manifest=manifest.descriptor(platform=plan.config.platform),
+                config=config,
+                layers=tuple(layer_descriptors),
+                diff_ids=plan.config.diff_ids,
+                source=plan.image,
+            )
+        )
+    layout.sync()
+    return results
