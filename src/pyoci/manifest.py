@@ -94,6 +94,7 @@ class Manifest:
         config: the config descriptor.
         layers: the layer descriptors, base layer first.
         annotations: the manifest's own annotations.
+        subject: the manifest this one refers to (an OCI 1.1 referrer: a signature, an SBOM), or None.
     """
 
     raw: bytes
@@ -101,6 +102,7 @@ class Manifest:
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
 
     @property
     def digest(self) -> Digest:
@@ -138,7 +140,9 @@ class Manifest:
             raise FormatError(f"{where}: image manifest is not an object with a 'layers' list")
         config = Descriptor.from_json(obj.get("config"), where)
         layers = tuple(Descriptor.from_json(layer, where) for layer in obj.get("layers") or ())
-        return cls(raw, str(obj.get("mediaType") or media_type), config, layers, dict(obj.get("annotations") or {}))
+        subject = _subject(obj, where)
+        annotations = dict(obj.get("annotations") or {})
+        return cls(raw, str(obj.get("mediaType") or media_type), config, layers, annotations, subject)
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,13 @@ class Index:
         raw: the exact bytes.
         manifests: the entries, in order.
         annotations: the index's own annotations.
+        subject: the manifest this index refers to (an OCI 1.1 referrer), or None.
     """
 
     raw: bytes
     manifests: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    subject: Descriptor | None = None
 
     @property
     def digest(self) -> Digest:
@@ -183,4 +189,10 @@ class Index:
         if not isinstance(obj, Mapping) or not isinstance(obj.get("manifests"), list):
             raise FormatError(f"{where}: image index is not an object with a 'manifests' list")
         manifests = tuple(Descriptor.from_json(m, where) for m in obj["manifests"])
-        return cls(raw, manifests, dict(obj.get("annotations") or {}))
+        return cls(raw, manifests, dict(obj.get("annotations") or {}), _subject(obj, where))
+
+
+def _subject(obj: Mapping[str, Any], where: str) -> Descriptor | None:
+    """The ``subject`` descriptor of a manifest or index (image-spec ``manifest.md`` "subject"), or None."""
+    value = obj.get("subject")
+    return None if value is None else Descriptor.from_json(value, f"{where}: subject")

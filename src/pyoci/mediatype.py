@@ -63,6 +63,7 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 MANIFEST_TYPES = frozenset({IMAGE_MANIFEST, DOCKER_MANIFEST})
+CONFIG_TYPES = frozenset({IMAGE_CONFIG, DOCKER_CONFIG})
 INDEX_TYPES = frozenset({IMAGE_INDEX, DOCKER_MANIFEST_LIST})
 
 _LAYER_BY_COMPRESSION = {

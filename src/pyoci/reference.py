@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
@@ -152,6 +153,31 @@ def layout_directory(ref: Reference | str | os.PathLike[str], action: str) -> La
     if not isinstance(parsed, LayoutReference) or parsed.archive:
         raise FormatError(f"{parsed}: {action} an OCI layout directory (DIR or oci:DIR[:TAG])")
     return parsed
+
+
+STDIN = "-"
+SourceReference = LayoutReference | ArchiveReference
+"""A source that is an OCI layout (``oci:DIR[:TAG]``) or a docker-archive."""
+
+
+def source_reference(ref: Reference | str) -> SourceReference:
+    """Interpret a source argument as an OCI layout or a docker-archive.
+
+    ``oci:DIR[:TAG]`` is a layout, ``docker-archive:PATH[:NAME:TAG|:@N]`` an archive; a bare path
+    is a layout when it is a directory and an archive otherwise (``-`` is stdin).
+
+    Raises:
+        FormatError: a malformed reference, or ``oci-archive:`` (not read as a source).
+    """
+    ref = parse_reference(ref) if isinstance(ref, str) else ref
+    if isinstance(ref, BarePath):
+        if ref.path != STDIN and Path(ref.path).is_dir():
+            return LayoutReference(ref.path)
+        return ArchiveReference(ref.path)
+    if isinstance(ref, LayoutReference) and ref.archive:
+        raise FormatError(f"{ref}: oci-archive is not read as a source; extract the tar into a directory first")
+    return ref
+
 
 
 @dataclass(frozen=True)

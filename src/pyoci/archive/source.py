@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pyoci import compression
 from pyoci.errors import ArchiveError
+from pyoci.reference import STDIN
 from pyoci.streams import Readable, ReaderBase
 
-STDIN = "-"
 _BUFFER = 1 << 20
 _POLL_SECONDS = 0.5
 

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyoci import mediatype
+from pyoci import walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.fsutil import fsync_dir, process_alive, temp_pid
-from pyoci.jsonio import load_json
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.reference import BarePath, LayoutReference, Reference, layout_directory, parse_reference
 
@@ -137,64 +136,35 @@ class GcResult:
         }
 
 
-def _descriptors(obj: Any, key: str, where: str) -> list[Descriptor]:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    return [Descriptor.from_json(item, where) for item in items]
-
-
 def reachable(layout: ImageLayout) -> set[Digest]:
     """Return the digests of every blob reachable from ``index.json`` (see the module docstring).
 
     Entries of ``index.json`` and of image indexes must be image manifests or indexes whose
     ``mediaType`` agrees with their descriptor: anything else could hold references gc cannot see,
-    so gc refuses rather than delete what they point to.
+    so gc refuses rather than delete what they point to. The graph is the one :mod:`pyoci.walk`
+    follows, ``subject`` referrers included.
 
     Raises:
         BlobNotFoundError: an index or manifest on the way is missing.
         DigestMismatchError: one is corrupt.
-        FormatError: one does not parse.
-        LayoutError: an entry gc cannot follow (unknown media type, or one its document contradicts).
+        LayoutError: an entry gc cannot follow (an unknown media type), or a document that does not
+            parse or contradicts the media type of its descriptor.
+
+    Every message ends with "nothing removed".
     """
     seen: set[Digest] = set()
-    pending = [(entry, True) for entry in layout.read_index().manifests]
-    while pending:
-        descriptor, is_entry = pending.pop()
-        if descriptor.digest in seen:
-            continue
-        seen.add(descriptor.digest)
-        kind = _kind(descriptor.media_type)
-        if kind is None:
-            if is_entry:
+    try:
+        for node in walk.walk(layout, layout.read_index().manifests, subjects=True):
+            if node.kind == walk.UNKNOWN and node.via in ("root", "manifests"):
                 raise LayoutError(
-                    f"{layout.root}: {descriptor.digest}: gc cannot follow media type {descriptor.media_type!r};"
-                    " nothing removed"
+                    f"{layout.root}: {node.digest}: gc cannot follow media type {node.descriptor.media_type!r}"
                 )
-            continue
-        where = f"{layout.root}: {kind} {descriptor.digest}"
-        obj = load_json(layout.read_blob(descriptor), where)
-        declared = obj.get("mediaType") if isinstance(obj, dict) else None
-        if not isinstance(obj, dict) or (declared is not None and declared != descriptor.media_type):
-            raise LayoutError(
-                f"{where}: the document is not the {descriptor.media_type} its descriptor says; nothing removed"
-            )
-        if kind == "index":
-            pending += [(d, True) for d in _descriptors(obj, "manifests", where)]
-            pending += [(d, False) for d in _descriptors(obj, "subject", where)]
-        else:
-            for key in ("config", "layers", "subject"):
-                pending += [(d, False) for d in _descriptors(obj, key, where)]
+            seen.add(node.digest)
+    except FormatError as exc:
+        raise LayoutError(f"{exc}; nothing removed") from exc
+    except LayoutError as exc:
+        raise type(exc)(f"{exc}; nothing removed") from exc
     return seen
-
-
-def _kind(media_type: str) -> str | None:
-    if media_type in mediatype.INDEX_TYPES:
-        return "index"
-    if media_type in mediatype.MANIFEST_TYPES:
-        return "manifest"
-    return None
 
 
 def _size(path: Path) -> int:

@@ -19,164 +19,25 @@ nothing is written anywhere, and archive images have no manifest digest.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pyoci import mediatype
+from pyoci import mediatype, walk
 from pyoci.archive.plan import plan_image, select_images
 from pyoci.archive.reader import MANIFEST_FILE, scan
-from pyoci.archive.source import STDIN, open_archive
+from pyoci.archive.source import open_archive
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, LayoutError, TagError
-from pyoci.layout.store import INDEX_FILE, ImageLayout
-from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
+from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
-from pyoci.reference import ArchiveReference, BarePath, LayoutReference, Reference, parse_reference
+from pyoci.reference import STDIN, ArchiveReference, LayoutReference, Reference, source_reference
 from pyoci.streams import HashingSink
 from pyoci.transcode import LayerOptions
 
-SourceReference = LayoutReference | ArchiveReference
-"""A source that is an OCI layout (``oci:DIR[:TAG]``) or a docker-archive."""
-
 OCI_LAYOUT = "oci-layout"
 DOCKER_ARCHIVE = "docker-archive"
-
-
-def source_reference(ref: Reference | str) -> SourceReference:
-    """Interpret a source argument as an OCI layout or a docker-archive.
-
-    ``oci:DIR[:TAG]`` is a layout, ``docker-archive:PATH[:NAME:TAG|:@N]`` an archive; a bare path
-    is a layout when it is a directory and an archive otherwise (``-`` is stdin).
-
-    Raises:
-        FormatError: a malformed reference, or ``oci-archive:`` (not read as a source).
-    """
-    ref = parse_reference(ref) if isinstance(ref, str) else ref
-    if isinstance(ref, BarePath):
-        if ref.path != STDIN and Path(ref.path).is_dir():
-            return LayoutReference(ref.path)
-        return ArchiveReference(ref.path)
-    if isinstance(ref, LayoutReference) and ref.archive:
-        raise FormatError(f"{ref}: oci-archive is not read as a source; extract the tar into a directory first")
-    return ref
-
-
-def _tag_listing(entries: Sequence[Descriptor]) -> str:
-    tags = sorted({d.ref_name for d in entries if d.ref_name is not None})
-    return ", ".join(tags) if tags else "none"
-
-
-def image_entries(layout: ImageLayout, tag: str | None) -> list[Descriptor]:
-    """Choose the index.json entries that make up one image of ``layout`` (image-spec ``image-layout.md``).
-
-    With ``tag``: the entry whose ``org.opencontainers.image.ref.name`` is ``tag``. Without: the only
-    image of index.json, or, when no entry has a tag, all of them (a multi-platform layout written
-    with its platform entries straight in index.json).
-
-    Returns:
-        One entry, or the untagged platform entries, in index.json order.
-
-    Raises:
-        TagError: the tag is absent or names different images; or no tag was given and the layout
-            holds several tagged images, or none.
-        LayoutError: index.json cannot be read.
-    """
-    entries = layout.read_index().manifests
-    if tag is not None:
-        chosen = [d for d in entries if d.ref_name == tag]
-        if not chosen:
-            raise TagError(f"{layout.root}: no image tagged {tag!r} in {INDEX_FILE} (tags: {_tag_listing(entries)})")
-        if len({d.digest for d in chosen}) > 1:
-            raise TagError(f"{layout.root}: tag {tag!r} is ambiguous: {len(chosen)} {INDEX_FILE} entries hold it")
-        return chosen[:1]
-    if not entries:
-        raise TagError(f"{layout.root}: {INDEX_FILE} lists no images")
-    if len({d.digest for d in entries}) == 1:
-        return list(entries[:1])
-    if all(d.ref_name is None for d in entries):
-        return list(entries)
-    raise TagError(
-        f"{layout.root}: holds several images (tags: {_tag_listing(entries)}); name one with oci:{layout.root}:TAG"
-    )
-
-
-@dataclass(frozen=True)
-class PlatformManifest:
-    """One image manifest reached from an index.json entry, with its config.
-
-    Attributes:
-        descriptor: the descriptor that pointed at the manifest (as found: it may carry a
-            ``platform`` and annotations).
-        manifest: the manifest, exact bytes kept.
-        config: the parsed image config, exact bytes kept.
-        platform: the platform: ``descriptor.platform`` if any, completed by the config's (see
-            :func:`entry_platform`).
-    """
-
-    descriptor: Descriptor
-    manifest: Manifest
-    config: ImageConfig
-    platform: Platform
-
-
-def entry_platform(config: Platform, declared: Platform | None) -> Platform:
-    """Return the platform of an image: ``declared`` (its index entry's) if any, else the config's.
-
-    An index entry's ``platform`` is what runtimes select on (image-spec ``image-index.md``), so it
-    wins; its empty fields are filled from the config when both name the same os and architecture.
-    """
-    if declared is None:
-        return config
-    if (declared.os, declared.architecture) != (config.os, config.architecture):
-        return declared
-    return Platform(
-        declared.os,
-        declared.architecture,
-        declared.variant or config.variant,
-        declared.os_version or config.os_version,
-        declared.os_features or config.os_features,
-    )
-
-
-def platform_manifests(
-    layout: ImageLayout, descriptor: Descriptor, where: str, depth: int = 0
-) -> list[PlatformManifest]:
-    """Walk ``descriptor`` (an image manifest or index) down to its image manifests, reading and verifying each.
-
-    Nested indexes are followed depth first, in ``manifests`` order (image-spec ``image-index.md``).
-
-    Args:
-        layout: where the blobs are.
-        descriptor: an index.json entry or an index's child.
-        where: a name for messages (the source reference).
-        depth: how many indexes enclose ``descriptor``.
-
-    Raises:
-        BlobNotFoundError: a blob is absent.
-        DigestMismatchError: a blob's bytes differ from its descriptor.
-        FormatError: a manifest, index or config does not parse (e.g. an artifact that is not an image).
-        LayoutError: a descriptor whose media type is neither an image manifest nor an index, or
-            indexes nested deeper than :data:`~pyoci.manifest.MAX_INDEX_DEPTH`.
-    """
-    if descriptor.media_type in mediatype.INDEX_TYPES:
-        if depth >= MAX_INDEX_DEPTH:
-            raise LayoutError(
-                f"{where}: index {descriptor.digest}: image indexes nested more than {MAX_INDEX_DEPTH} deep"
-            )
-        index = Index.parse(layout.read_blob(descriptor), f"{where}: index {descriptor.digest}")
-        return [item for child in index.manifests for item in platform_manifests(layout, child, where, depth + 1)]
-    if descriptor.media_type not in mediatype.MANIFEST_TYPES:
-        raise LayoutError(
-            f"{where}: {descriptor.digest}: media type {descriptor.media_type!r} is not an image manifest or index"
-        )
-    name = f"{where}: manifest {descriptor.digest}"
-    manifest = Manifest.parse(layout.read_blob(descriptor), name, descriptor.media_type)
-    config = ImageConfig.parse(layout.read_blob(manifest.config), f"{name}: config {manifest.config.digest}")
-    return [PlatformManifest(descriptor, manifest, config, entry_platform(config.platform, descriptor.platform))]
 
 
 @dataclass(frozen=True)
@@ -296,7 +157,7 @@ class InspectResult:
         return "\n".join(lines) + "\n"
 
 
-def _platform_image(item: PlatformManifest) -> PlatformImage:
+def _platform_image(item: walk.PlatformImage) -> PlatformImage:
     config = item.config
     return PlatformImage(
         platform=item.platform,
@@ -312,7 +173,7 @@ def _platform_image(item: PlatformManifest) -> PlatformImage:
 def _inspect_layout(ref: LayoutReference, where: str) -> InspectResult:
     layout = ImageLayout.open(ref.path)
     index = layout.read_index()
-    entries = image_entries(layout, ref.tag) if ref.tag is not None else list(index.manifests)
+    entries = layout.entries(ref.tag) if ref.tag is not None else list(index.manifests)
     groups: dict[Digest, list[Descriptor]] = {}
     for entry in entries:
         groups.setdefault(entry.digest, []).append(entry)
@@ -322,8 +183,9 @@ def _inspect_layout(ref: LayoutReference, where: str) -> InspectResult:
         tags = tuple(d.ref_name for d in group if d.ref_name is not None)
         annotations: Mapping[str, str] = {}
         if entry.media_type in mediatype.INDEX_TYPES:
-            annotations = Index.parse(layout.read_blob(entry), f"{where}: index {digest}").annotations
-        items = platform_manifests(layout, entry, where)
+            document = walk.read_node(layout, entry).document
+            annotations = document.annotations if document is not None else {}
+        items = walk.platform_images(layout, entry)
         bare = Descriptor(entry.media_type, digest, entry.size)
         images.append(InspectedImage(tags, bare, tuple(_platform_image(i) for i in items), annotations, str(digest)))
     raw = layout.read_blob(entries[0]) if len(groups) == 1 else index.raw

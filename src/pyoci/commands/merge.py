@@ -11,7 +11,7 @@ Rules (and where they come from):
   is stored once, and every source blob is checked against its digest while it is hard-linked (same
   filesystem) or copied (:meth:`~pyoci.layout.store.ImageLayout.blob_file`'s verifying reader);
 * a platform comes from the image config, normalised, or from the source index entry's ``platform``
-  when it has one (see :mod:`pyoci.inspect`); a source may override it (:class:`MergeSource`, CLI
+  when it has one (see :func:`pyoci.walk.entry_platform`); a source may override it (:class:`MergeSource`, CLI
   ``--platform N=os/arch[/variant]``);
 * merging into an existing tag appends platforms (an existing platform is replaced only with
   ``replace``; a tag holding one manifest becomes an index holding it). The read of the existing tag
@@ -34,7 +34,6 @@ from typing import Any
 from pyoci import mediatype
 from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.commands.convert import convert
-from pyoci.commands.inspect import PlatformManifest, image_entries, platform_manifests, source_reference
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import (
@@ -50,9 +49,10 @@ from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, writing
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import LayoutReference, Reference, layout_directory
+from pyoci.reference import LayoutReference, Reference, layout_directory, source_reference
 from pyoci.streams import VerifyingReader
 from pyoci.transcode import LayerOptions
+from pyoci.walk import PlatformImage, platform_images
 
 _CHUNK = 1 << 20
 _SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
@@ -245,7 +245,7 @@ class _Stager:
         self.staged.clear()
 
 
-def _override(item: PlatformManifest, platform: Platform, where: str) -> Platform:
+def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
     config = item.config.platform
     if (platform.os, platform.architecture) != (config.os, config.architecture):
         raise FormatError(
@@ -255,7 +255,7 @@ def _override(item: PlatformManifest, platform: Platform, where: str) -> Platfor
     return Platform(platform.os, platform.architecture, platform.variant, known.os_version, known.os_features)
 
 
-def _child_descriptor(item: PlatformManifest, platform: Platform) -> Descriptor:
+def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
     annotations = {k: v for k, v in item.descriptor.annotations.items() if k not in _SOURCE_ONLY_ANNOTATIONS}
     return dataclasses.replace(
         item.descriptor,
@@ -267,7 +267,7 @@ def _child_descriptor(item: PlatformManifest, platform: Platform) -> Descriptor:
     )
 
 
-def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformManifest, verified: bool) -> None:
+def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformImage, verified: bool) -> None:
     for layer in item.manifest.layers:
         stager.add(layout, layer, verified)
     stager.add(layout, item.manifest.config, verified)
@@ -345,11 +345,7 @@ def _gather(
     for position, item in enumerate(sources, 1):
         where = f"source {position} ({item.reference})"
         with _open_source(dest, item, options, progress) as (layout, tag, verified):
-            images = [
-                image
-                for entry in image_entries(layout, tag)
-                for image in platform_manifests(layout, entry, str(item.reference))
-            ]
+            images = [image for entry in layout.entries(tag) for image in platform_images(layout, entry)]
             if item.platform is not None and len(images) != 1:
                 raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
             for image in images:

@@ -25,7 +25,6 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.layout.store import ImageLayout
-from pyoci.layout.walk import Node, resolve, walk
 from pyoci.progress import NoProgress, Progress
 from pyoci.reference import (
     ArchiveReference,
@@ -39,6 +38,7 @@ from pyoci.reference import (
 from pyoci.targets import BlobOpener, Mount, Target
 from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
 from pyoci.targets.static import StaticDestination, StaticTree
+from pyoci.walk import Node, walk
 
 log = logging.getLogger("pyoci.push")
 
@@ -135,7 +135,7 @@ def open_source(
         if ref.archive:
             raise FormatError(f"{ref}: push reads an OCI layout directory or a docker-archive, not an oci-archive")
         layout = ImageLayout.open(ref.path)
-        root = resolve(layout, ref.tag)
+        root = layout.resolve(ref.tag)
         yield layout, root, ref.tag or root.ref_name
         return
     with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-push-") as tmp:
@@ -145,7 +145,7 @@ def open_source(
         image = result.images[0]
         layout = ImageLayout.open(result.destination)
         tag = image.tags[0] if image.tags else None
-        yield layout, resolve(layout, tag), tag if image.source.repo_tags else None
+        yield layout, layout.resolve(tag), tag if image.source.repo_tags else None
 
 
 class _Session:
@@ -232,7 +232,7 @@ def push(
     options = options or RegistryOptions()
     shown = progress or NoProgress()
     with open_source(source, progress) as (layout, root, source_tag), contextlib.ExitStack() as stack:
-        nodes = walk(layout, root)
+        nodes = list(walk(layout, [root], children_first=True))
         for dest in dests:
             if dest.digest is not None and dest.digest != root.digest:
                 raise FormatError(f"destination {dest}: digest differs from the image's {root.digest}")
@@ -251,6 +251,8 @@ def push(
             for node in nodes if repository not in pushed else nodes[-1:]:
                 if node.raw is None:
                     descriptor = node.descriptor
+                    if node.foreign and not layout.has_blob(descriptor.digest):
+                        continue  # a non-distributable layer: clients fetch it from its urls
 
                     def opener(descriptor: Descriptor = descriptor) -> contextlib.AbstractContextManager[Any]:
                         return layout.blob_file(descriptor)

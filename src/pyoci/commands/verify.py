@@ -14,16 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyoci import compression, mediatype, schemas
+from pyoci import compression, mediatype, schemas, walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
-from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
+from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, PyociError, TagError
 from pyoci.jsonio import load_json
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
-from pyoci.manifest import MAX_INDEX_DEPTH, ImageConfig, Index, Manifest
+from pyoci.manifest import ImageConfig, Manifest
 from pyoci.reference import layout_directory
 
 _CHUNK = 1 << 20
+FOREIGN_LAYER_NOTE = (
+    "non-distributable layers (descriptors with 'urls') absent from the layout were not checked:"
+    " clients fetch them from their urls"
+)
 
 
 @dataclass
@@ -75,63 +79,54 @@ class _Verifier:
         for message in self.schemas.errors(schema_file, document):
             self.problem(f"{where}: schema {schema_file}: {message}")
 
-    def document(self, descriptor: Descriptor, where: str) -> bytes | None:
-        try:
-            data = self.layout.read_blob(descriptor)
-        except (BlobNotFoundError, DigestMismatchError, LayoutError) as exc:
-            self.problem(f"{where}: {exc}")
-            return None
+    @property
+    def name(self) -> str:
+        """The layout directory (the walk's :class:`~pyoci.walk.DocumentReader`)."""
+        return self.layout.name
+
+    def read_document(self, descriptor: Descriptor) -> bytes:
+        """Read one document for the walk, counting it as checked."""
+        data = self.layout.read_blob(descriptor)
         self.report.blobs_checked += descriptor.digest not in self.checked
         self.checked.add(descriptor.digest)
         return data
 
-    def entry(self, descriptor: Descriptor, where: str, depth: int = 0) -> None:
-        if descriptor.media_type in mediatype.INDEX_TYPES:
-            if depth >= MAX_INDEX_DEPTH:
-                self.problem(f"{where}: image indexes nested more than {MAX_INDEX_DEPTH} deep")
-                return
-            self.index(descriptor, where, depth)
-        elif descriptor.media_type in mediatype.MANIFEST_TYPES:
-            self.manifest(descriptor, where)
-        else:
-            self.problem(f"{where}: {descriptor.digest}: unexpected media type {descriptor.media_type!r}")
-
-    def parsed(self, descriptor: Descriptor, where: str, schema_file: str) -> tuple[bytes, Any] | None:
-        """Read, parse and schema-check one JSON document; None (with the problem noted) on failure."""
-        raw = self.document(descriptor, where)
-        if raw is None:
+    def document(self, descriptor: Descriptor, where: str) -> bytes | None:
+        try:
+            return self.read_document(descriptor)
+        except (LayoutError, DigestMismatchError) as exc:
+            self.problem(f"{where}: {exc}")
             return None
-        try:
-            obj = load_json(raw, where)
-        except FormatError as exc:
-            self.problem(str(exc))
-            return None
-        self.validate(schema_file, obj, where)
-        self.media_type_matches(obj, descriptor, where)
-        return raw, obj
 
-    def index(self, descriptor: Descriptor, where: str, depth: int) -> None:
-        where = f"{where} -> index {descriptor.digest}"
-        document = self.parsed(descriptor, where, schemas.INDEX_SCHEMA)
-        if document is None:
-            return
-        try:
-            index = Index.parse(document[0], where)
-        except FormatError as exc:
-            self.problem(str(exc))
-            return
-        for child in index.manifests:
-            self.entry(child, where, depth + 1)
+    def check(self, entries: list[Descriptor]) -> None:
+        """Walk ``entries`` (index.json entries) and check every index, manifest, config and layer."""
+        paths: dict[Digest, str] = {}
 
-    def manifest(self, descriptor: Descriptor, where: str) -> None:
-        where = f"{where} -> manifest {descriptor.digest}"
-        document = self.parsed(descriptor, where, schemas.MANIFEST_SCHEMA)
-        if document is None:
-            return
-        try:
-            manifest = Manifest.parse(document[0], where)
-        except FormatError as exc:
-            self.problem(str(exc))
+        def where(node: walk.Node) -> str:
+            if node.parent is None:
+                base = f"{INDEX_FILE} ({node.descriptor.ref_name or 'untagged'})"
+            else:
+                base = paths.get(node.parent.digest, str(node.parent.digest))
+            return f"{base} -> {node.kind} {node.digest}"
+
+        def failed(node: walk.Node, exc: PyociError) -> None:
+            self.problem(f"{where(node)}: {exc}")
+
+        for node in walk.walk(self, entries, on_error=failed):
+            here = paths[node.digest] = where(node)
+            if node.kind == walk.UNKNOWN:
+                self.problem(f"{here}: unexpected media type {node.descriptor.media_type!r}")
+            elif node.raw is not None and node.kind == walk.INDEX:
+                self.validate(schemas.INDEX_SCHEMA, load_json(node.raw, here), here)
+            elif node.raw is not None and isinstance(node.document, Manifest):
+                self.validate(schemas.MANIFEST_SCHEMA, load_json(node.raw, here), here)
+                self.manifest(node.document, here)
+
+    def manifest(self, manifest: Manifest, where: str) -> None:
+        if manifest.config.media_type not in mediatype.CONFIG_TYPES:
+            # an artifact (a signature, an SBOM): its blobs are checked, not read as an image
+            for blob in (manifest.config, *manifest.layers):
+                self.blob(blob, f"{where} -> blob {blob.digest}")
             return
         if not manifest.layers:
             _add_note(self.report, schemas.EMPTY_LAYERS_EXEMPTION)
@@ -150,12 +145,22 @@ class _Verifier:
             expected = diff_ids[position] if position < len(diff_ids) else None
             self.layer(layer, expected, f"{where} -> layer {position} {layer.digest}")
 
-    def media_type_matches(self, obj: Any, descriptor: Descriptor, where: str) -> None:
-        declared = obj.get("mediaType") if isinstance(obj, dict) else None
-        if declared is not None and declared != descriptor.media_type:
-            self.problem(f"{where}: mediaType {declared!r} differs from its descriptor's {descriptor.media_type!r}")
+    def blob(self, descriptor: Descriptor, where: str) -> None:
+        if descriptor.digest in self.checked:
+            return
+        try:
+            with self.layout.blob_file(descriptor) as reader:
+                reader.drain()
+        except (BlobNotFoundError, DigestMismatchError) as exc:
+            self.problem(f"{where}: {exc}")
+            return
+        self.report.blobs_checked += 1
+        self.checked.add(descriptor.digest)
 
     def layer(self, descriptor: Descriptor, expected: Digest | None, where: str) -> None:
+        if descriptor.urls and not self.layout.has_blob(descriptor.digest):
+            _add_note(self.report, FOREIGN_LAYER_NOTE)
+            return
         declared = mediatype.layer_compression(descriptor.media_type)
         if declared is None:
             self.problem(f"{where}: {descriptor.media_type!r} is not a layer media type")
@@ -228,8 +233,7 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
         entries = [d for d in entries if d.ref_name == ref.tag]
         if not entries:
             raise TagError(f"{store.root}: no image tagged {ref.tag!r} in {INDEX_FILE}")
-    for descriptor in entries:
-        checker.entry(descriptor, f"{INDEX_FILE} ({descriptor.ref_name or 'untagged'})")
+    checker.check(entries)
     for leftover in store.temp_files():
         report.problems.append(f"{leftover}: leftover temporary file")
     return report

@@ -26,7 +26,7 @@ from typing import BinaryIO
 from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
-from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError
+from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
 from pyoci.fsutil import TEMP_PREFIX, flock, fsync_dir, fsync_path, syncfs, temp_name, write_atomic
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json, load_json
 from pyoci.layout.drain import DrainingWriter
@@ -291,6 +291,63 @@ class ImageLayout:
         with self.blob_file(descriptor) as reader:
             return reader.read_all()
 
+    @property
+    def name(self) -> str:
+        """The layout directory, for messages (a :class:`~pyoci.walk.DocumentReader`)."""
+        return str(self.root)
+
+    def read_document(self, descriptor: Descriptor) -> bytes:
+        """:meth:`read_blob` (a :class:`~pyoci.walk.DocumentReader`)."""
+        return self.read_blob(descriptor)
+
+    def entries(self, tag: str | None) -> list[Descriptor]:
+        """Choose the index.json entries that make up one image (image-spec ``image-layout.md``).
+
+        With ``tag``: the entry whose ``org.opencontainers.image.ref.name`` is ``tag``. Without: the
+        only image of index.json, or, when no entry has a tag, all of them (a multi-platform layout
+        written with its platform entries straight in index.json).
+
+        Returns:
+            One entry, or the untagged platform entries, in index.json order.
+
+        Raises:
+            TagError: the tag is absent or names different images; or no tag was given and the
+                layout holds several tagged images, or none.
+            LayoutError: index.json cannot be read.
+        """
+        entries = self.read_index().manifests
+        if tag is not None:
+            chosen = [d for d in entries if d.ref_name == tag]
+            if not chosen:
+                raise TagError(f"{self.root}: no image tagged {tag!r} in {INDEX_FILE} (tags: {_tag_listing(entries)})")
+            if len({d.digest for d in chosen}) > 1:
+                raise TagError(f"{self.root}: tag {tag!r} is ambiguous: {len(chosen)} {INDEX_FILE} entries hold it")
+            return chosen[:1]
+        if not entries:
+            raise TagError(f"{self.root}: {INDEX_FILE} lists no images")
+        if len({d.digest for d in entries}) == 1:
+            return list(entries[:1])
+        if all(d.ref_name is None for d in entries):
+            return list(entries)
+        raise TagError(
+            f"{self.root}: holds several images (tags: {_tag_listing(entries)}); name one with oci:{self.root}:TAG"
+        )
+
+    def resolve(self, tag: str | None) -> Descriptor:
+        """The one index.json entry of :meth:`entries` (a single image to copy or push).
+
+        Raises:
+            TagError: as :meth:`entries`, or the layout holds several untagged images (a flat
+                multi-platform layout: merge them into a tag first).
+        """
+        entries = self.entries(tag)
+        if len(entries) != 1:
+            raise TagError(
+                f"{self.root}: {INDEX_FILE} holds {len(entries)} untagged images and no tag;"
+                f" make them one image with 'pyoci merge {self.root} oci:NEW:TAG'"
+            )
+        return entries[0]
+
     def read_index(self) -> Index:
         """Read and parse ``index.json``.
 
@@ -342,6 +399,11 @@ class ImageLayout:
     def temp_files(self) -> list[Path]:
         """Return pyoci temporary files left in the layout root, sorted."""
         return sorted(p for p in self.root.glob(TEMP_PREFIX + "*"))
+
+
+def _tag_listing(entries: Sequence[Descriptor]) -> str:
+    tags = sorted({d.ref_name for d in entries if d.ref_name is not None})
+    return ", ".join(tags) if tags else "none"
 
 
 @contextlib.contextmanager
