@@ -158,7 +158,7 @@ def test_untag_errors(tmp_path: Path) -> None:
     before = snapshot(out)
     with pytest.raises(TagError, match=r"no image tagged '2\.0'"):
         untag(f"oci:{out}:2.0")
-    with pytest.raises(FormatError, match="expected LAYOUT:TAG"):
+    with pytest.raises(FormatError, match=r"name the tag to remove \(LAYOUT:TAG\)"):
         untag(str(out))
     with pytest.raises(FormatError, match="name the tag"):
         untag(f"oci:{out}")

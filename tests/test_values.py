@@ -7,7 +7,7 @@ import pytest
 from pyoci.digest import Digest, Digester
 from pyoci.errors import FormatError, StreamNotConsumedError
 from pyoci.platform import Platform
-from pyoci.reference import ArchiveReference, BarePath, ImageName, LayoutReference, parse_reference
+from pyoci.reference import ArchiveReference, ImageName, LayoutReference, parse
 
 HEX = "a" * 64
 
@@ -70,8 +70,8 @@ def test_platform_json_uses_spec_keys() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("app.tar", BarePath("app.tar")),
-        ("a:b:c.tar", BarePath("a:b:c.tar")),
+        ("app.tar", ArchiveReference("app.tar")),
+        ("a:b:c.tar", ArchiveReference("a:b:c.tar")),
         ("docker-archive:x.tar", ArchiveReference("x.tar")),
         ("docker-archive:x.tar:@2", ArchiveReference("x.tar", position=2)),
         ("docker-archive:x.tar:foo:1", ArchiveReference("x.tar", name=ImageName("docker.io", "library/foo", "1"))),
@@ -81,7 +81,7 @@ def test_platform_json_uses_spec_keys() -> None:
     ],
 )
 def test_parse_reference(text: str, expected: object) -> None:
-    assert parse_reference(text) == expected
+    assert parse(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_parse_reference(text: str, expected: object) -> None:
 )
 def test_parse_reference_rejects(text: str) -> None:
     with pytest.raises(FormatError):
-        parse_reference(text)
+        parse(text)
 
 
 @pytest.mark.parametrize(

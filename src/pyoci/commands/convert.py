@@ -35,14 +35,7 @@ from pyoci.errors import FormatError, LayoutError
 from pyoci.layout.ociarchive import write_layout_tar
 from pyoci.layout.store import writing
 from pyoci.progress import Progress
-from pyoci.reference import (
-    ArchiveReference,
-    BarePath,
-    LayoutReference,
-    Reference,
-    check_layout_tag,
-    parse_reference,
-)
+from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
 from pyoci.transcode import LayerOptions
 
 
@@ -80,42 +73,30 @@ class ConvertResult:
     images: tuple[ConvertedImage, ...]
 
 
-def as_archive_reference(ref: Reference | str) -> ArchiveReference:
-    """Interpret a source argument as a docker-archive reference (a bare path is taken whole).
-
-    Raises:
-        FormatError: the reference names another transport.
-    """
-    ref = parse_reference(ref) if isinstance(ref, str) else ref
-    if isinstance(ref, BarePath):
-        return ArchiveReference(ref.path)
-    if not isinstance(ref, ArchiveReference):
-        raise FormatError(f"{ref}: expected a docker-archive (a path, '-' or docker-archive:PATH)")
-    return ref
+CONVERT_HINT = "to publish an image to a registry or a static tree, use 'pyoci push'"
 
 
-def as_layout_reference(ref: Reference | str, tag: str | None = None) -> LayoutReference:
+def as_layout_reference(ref: Reference | str | os.PathLike[str], tag: str | None = None) -> LayoutReference:
     """Interpret a destination argument as an OCI layout reference; ``tag`` fills a missing tag.
 
     Raises:
-        FormatError: another transport, or a tag given twice with different values.
+        FormatError: another transport, a digest, or a tag given twice with different values.
     """
-    ref = parse_reference(ref) if isinstance(ref, str) else ref
-    if isinstance(ref, BarePath):
-        ref = LayoutReference(ref.path)
-    if not isinstance(ref, LayoutReference):
-        raise FormatError(f"{ref}: expected an OCI layout (a directory, oci:DIR[:TAG] or oci-archive:FILE)")
+    dest = expect(parse(ref, bare="layout"), ("oci", "oci-archive"), "convert writes", CONVERT_HINT)
+    assert isinstance(dest, LayoutReference)  # expect() allowed layouts only
+    if dest.digest is not None:
+        raise FormatError(f"{dest}: convert writes an image under a tag, not a digest")
     if tag is not None:
         check_layout_tag(tag, "--tag")
-        if ref.tag is not None and ref.tag != tag:
-            raise FormatError(f"{ref}: tag given twice ({ref.tag!r} and --tag {tag!r})")
-        ref = LayoutReference(ref.path, tag, ref.archive)
-    return ref
+        if dest.tag is not None and dest.tag != tag:
+            raise FormatError(f"{dest}: tag given twice ({dest.tag!r} and --tag {tag!r})")
+        dest = LayoutReference(dest.path, tag, dest.archive)
+    return dest
 
 
 def convert(
-    source: Reference | str,
-    destination: Reference | str,
+    source: Reference | str | os.PathLike[str],
+    destination: Reference | str | os.PathLike[str],
     *,
     tag: str | None = None,
     all_images: bool = False,
@@ -141,14 +122,15 @@ def convert(
         DiffIDMismatchError: a layer does not match its diff_id (nothing is written).
         LayoutError: the destination is not a layout or cannot be written.
     """
-    src = as_archive_reference(source)
+    src = expect(parse(source, bare="archive"), ("docker-archive",), "convert reads")
+    assert isinstance(src, ArchiveReference)  # expect() allowed archives only
     dest = as_layout_reference(destination, tag)
     options = options or LayerOptions()
     if all_images and dest.tag is not None:
         raise FormatError(f"{dest}: --all writes each image's own tags; drop the destination tag")
     if dest.archive:
         return _convert_to_oci_archive(src, dest, all_images, options, progress)
-    name = "stdin" if src.path == "-" else src.path
+    name = src.display
     with (
         open_archive(src.path) as stream,
         writing(dest.path) as layout,

@@ -26,7 +26,7 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, TagError
 from pyoci.fsutil import fsync_dir, process_alive, temp_pid
 from pyoci.layout.store import INDEX_FILE, ImageLayout
-from pyoci.reference import BarePath, LayoutReference, Reference, layout_directory, parse_reference
+from pyoci.reference import LayoutReference, Reference, check_layout_tag, layout_directory
 
 BLOB = "blob"
 TEMP = "temp"
@@ -62,13 +62,11 @@ def untag(reference: Reference | str) -> UntagResult:
         FormatError: no tag in the reference.
         LayoutError: not a layout; TagError when the tag is absent.
     """
-    parsed = parse_reference(reference) if isinstance(reference, str) else reference
-    if isinstance(parsed, BarePath):
-        path, sep, tag = parsed.path.rpartition(":")
-        if not sep or not path or not tag or "/" in tag:
-            raise FormatError(f"{parsed}: expected LAYOUT:TAG or oci:LAYOUT:TAG")
-        parsed = LayoutReference(path, tag)
-    ref = layout_directory(parsed, "untag works on")
+    ref = layout_directory(reference, "untag works on")
+    if ref.tag is None and isinstance(reference, str) and ref.path == reference:
+        path, sep, tag = reference.rpartition(":")
+        if sep and path and tag and "/" not in tag:
+            ref = LayoutReference(path, check_layout_tag(tag, f"reference {reference!r}"))
     if ref.tag is None:
         raise FormatError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
     layout = ImageLayout.open(ref.path)

@@ -32,7 +32,7 @@ from pyoci.digest import Digest
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
-from pyoci.reference import STDIN, ArchiveReference, LayoutReference, Reference, source_reference
+from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, parse
 from pyoci.streams import HashingSink
 from pyoci.transcode import LayerOptions
 
@@ -193,7 +193,7 @@ def _inspect_layout(ref: LayoutReference, where: str) -> InspectResult:
 
 
 def _inspect_archive(ref: ArchiveReference, where: str) -> InspectResult:
-    name = "stdin" if ref.path == STDIN else ref.path
+    name = ref.display
     options = LayerOptions(Compression.NONE, threads=1)
     with open_archive(ref.path) as stream, scan(stream, name, lambda size: HashingSink(), options) as archive:
         chosen = select_images(archive.images(), ref, all_images=ref.name is None and ref.position is None)
@@ -239,8 +239,9 @@ def inspect(source: Reference | str) -> InspectResult:
         ArchiveError: an unreadable or inconsistent docker-archive.
         DigestMismatchError: a blob whose bytes differ from its descriptor.
     """
-    ref = source_reference(source)
+    ref = expect(parse(source), ("oci", "docker-archive"), "inspect reads")
     where = str(source)
     if isinstance(ref, LayoutReference):
         return _inspect_layout(ref, where)
+    assert isinstance(ref, ArchiveReference)  # expect() allowed layouts and archives only
     return _inspect_archive(ref, where)

@@ -49,7 +49,7 @@ from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, writing
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import LayoutReference, Reference, layout_directory, source_reference
+from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, layout_directory, parse
 from pyoci.streams import VerifyingReader
 from pyoci.transcode import LayerOptions
 from pyoci.walk import PlatformImage, platform_images
@@ -315,12 +315,18 @@ def _strip(descriptor: Descriptor) -> Descriptor:
     return descriptor.with_annotations(annotations)
 
 
+def _source(reference: Reference | str) -> LayoutReference | ArchiveReference:
+    ref = expect(parse(reference), ("oci", "docker-archive"), "merge reads")
+    assert isinstance(ref, LayoutReference | ArchiveReference)  # what expect() allowed
+    return ref
+
+
 @contextlib.contextmanager
 def _open_source(
     dest: ImageLayout, item: MergeSource, options: LayerOptions, progress: Progress | None
 ) -> Iterator[tuple[ImageLayout, str | None, bool]]:
     """Yield (layout, tag, verified): verified when this process wrote the layout (an archive source)."""
-    ref = source_reference(item.reference)
+    ref = _source(item.reference)
     if isinstance(ref, LayoutReference):
         layout = ImageLayout.open(ref.path)
         with layout.writer_lock():  # keeps a gc of the source from removing what is being read
@@ -400,7 +406,7 @@ def merge(
     if not items:
         raise FormatError("merge: no source given")
     for item in items:
-        source_reference(item.reference)  # reject malformed references before touching anything
+        _source(item.reference)  # reject malformed references before touching anything
     dest = layout_directory(destination, "merge writes")
     if flat and dest.tag is not None:
         raise FormatError(f"{dest}: --flat writes untagged platform entries; drop the destination tag")

@@ -26,23 +26,15 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.layout.store import ImageLayout
 from pyoci.progress import NoProgress, Progress
-from pyoci.reference import (
-    ArchiveReference,
-    BarePath,
-    ImageName,
-    LayoutReference,
-    Reference,
-    check_registry_tag,
-    parse_reference,
-)
+from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.targets import BlobOpener, Mount, Target
 from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
-from pyoci.targets.static import StaticDestination, StaticTree
+from pyoci.targets.static import StaticTree
 from pyoci.walk import Node, walk
 
 log = logging.getLogger("pyoci.push")
 
-Destination = ImageName | StaticDestination
+Destination = ImageName | StaticReference
 
 
 @dataclass(frozen=True)
@@ -92,24 +84,19 @@ class PushResult:
         }
 
 
-def parse_destination(text: str) -> Destination:
+def parse_destination(text: str | Destination) -> Destination:
     """Parse ``docker://HOST[:PORT]/REPO[:TAG|@DIGEST]``, its bare form, or ``static:DIR:REPO[:TAG]``.
 
     Docker Hub names expand as Docker does (``user/app`` is ``docker.io/user/app``).
 
     Raises:
-        FormatError: another transport or an invalid name.
+        FormatError: another transport, a static tree without a repository, or an invalid name.
     """
-    if text.startswith("static:"):
-        return StaticDestination.parse(text)
-    name = text.removeprefix("docker://")
-    transport = name.partition(":")[0]
-    if name == text and transport in ("oci", "oci-archive", "docker-archive", "docker-daemon", "dir"):
-        raise FormatError(f"destination {text!r}: push writes to docker://HOST/REPO[:TAG] or static:DIR:REPO[:TAG]")
-    try:
-        return ImageName.parse(name)
-    except FormatError as exc:
-        raise FormatError(f"destination {text!r}: {exc}") from exc
+    ref = expect(parse(text, bare="registry"), ("docker", "static"), "push writes")
+    if isinstance(ref, StaticReference):
+        ref.repo()
+    assert isinstance(ref, ImageName | StaticReference)  # what expect() allowed
+    return ref
 
 
 @contextlib.contextmanager
@@ -122,18 +109,11 @@ def open_source(
     ``docker-archive:PATH[:NAME:TAG|:@N]``) is converted into a temporary layout first, removed at exit.
 
     Raises:
-        FormatError: an ``oci-archive`` source (not supported) or another malformed reference.
+        FormatError: another transport, or a malformed reference.
         TagError: the tag is absent, or the layout holds several images and no tag was given.
     """
-    if isinstance(source, ArchiveReference | LayoutReference | BarePath):
-        ref: Reference = source
-    else:
-        ref = parse_reference(os.fspath(source))
-    if isinstance(ref, BarePath):
-        ref = LayoutReference(ref.path) if Path(ref.path).is_dir() else ArchiveReference(ref.path)
+    ref = expect(parse(source), ("oci", "docker-archive"), "push reads")
     if isinstance(ref, LayoutReference):
-        if ref.archive:
-            raise FormatError(f"{ref}: push reads an OCI layout directory or a docker-archive, not an oci-archive")
         layout = ImageLayout.open(ref.path)
         root = layout.resolve(ref.tag)
         yield layout, root, ref.tag or root.ref_name
@@ -159,18 +139,18 @@ class _Session:
 
     def target(self, dest: Destination) -> tuple[str, Target]:
         """``(destination key, target)``; repositories with the same key can mount from each other."""
-        if isinstance(dest, StaticDestination):
+        if isinstance(dest, StaticReference):
             root = dest.root.absolute()
             if root not in self.trees:
                 self.trees[root] = StaticTree(root)
-            return f"static:{root}", self.trees[root].target(dest.repository)
+            return f"static:{root}", self.trees[root].target(dest.repo())
         if dest.domain not in self.clients:
             self.clients[dest.domain] = self.stack.enter_context(RegistryClient(dest.domain, self.options))
         return f"docker://{dest.domain}", RegistryTarget(self.clients[dest.domain], dest.repository)
 
 
 def _reference_text(dest: Destination, reference: str) -> str:
-    if isinstance(dest, StaticDestination):
+    if isinstance(dest, StaticReference):
         base = f"static:{dest.root}:{dest.repository}"
     else:
         base = f"docker://{dest.domain}/{dest.repository}"
@@ -225,7 +205,7 @@ def push(
         DigestMismatchError: a local blob does not match its descriptor.
         PushError: a registry refused or failed an operation after the retries (``AuthError`` for access).
     """
-    raw_dests = [destinations] if isinstance(destinations, str | ImageName | StaticDestination) else destinations
+    raw_dests = [destinations] if isinstance(destinations, str | ImageName | StaticReference) else destinations
     dests = [parse_destination(d) if isinstance(d, str) else d for d in raw_dests]
     if not dests:
         raise FormatError("push: no destination given")
@@ -244,7 +224,7 @@ def push(
                 check_registry_tag(source_tag, f"{source}: tag (give the destination a tag)")
             reference = dest.tag or (str(dest.digest) if dest.digest else None) or source_tag or DEFAULT_TAG
             key, target = session.target(dest)
-            repository = dest.repository
+            repository = dest.repo() if isinstance(dest, StaticReference) else dest.repository
             stats = dict.fromkeys(("uploaded", "mounted", "skipped", "bytes_uploaded", "manifests"), 0)
             pushed = done.setdefault(key, [])
             sources = [r for r in [*pushed, *mount_from] if r != repository]

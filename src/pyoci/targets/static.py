@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,58 +37,11 @@ from pyoci.errors import FormatError, PushError
 from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
 from pyoci.jsonio import dump_json, load_json
 from pyoci.progress import Progress
-from pyoci.reference import ImageName
 from pyoci.targets import BlobOpener
 
 CONFIG_DIR = ".pyoci"
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 _READ_SIZE = 1 << 20
-
-
-@dataclass(frozen=True)
-class StaticDestination:
-    """``static:DIR:REPO[:TAG|@DIGEST]``: a repository of the static tree at ``DIR``.
-
-    The directory ends at the first colon, as in ``oci:DIR:TAG``, so a repository path (which has
-    slashes) cannot be confused with the directory's.
-
-    Attributes:
-        root: the tree's directory.
-        repository: the repository path (lower-case components, as in image names).
-        tag: the tag, or None.
-        digest: the digest, or None.
-    """
-
-    root: Path
-    repository: str
-    tag: str | None = None
-    digest: Digest | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> StaticDestination:
-        """Parse ``static:DIR:REPO[:TAG|@DIGEST]``.
-
-        Raises:
-            FormatError: no ``static:`` prefix, an empty directory, or an invalid repository or tag.
-        """
-        transport, _, rest = text.partition(":")
-        directory, sep, name = rest.partition(":")
-        if transport != "static" or not directory or not sep or not name:
-            raise FormatError(f"destination {text!r}: expected static:DIR:REPO[:TAG]")
-        # ImageName checks repository, tag and digest; "localhost/" keeps Docker Hub's library/ prefix out.
-        try:
-            parsed = ImageName.parse(f"localhost/{name}")
-        except FormatError as exc:
-            raise FormatError(f"destination {text!r}: {exc}") from exc
-        return cls(Path(directory), parsed.repository, parsed.tag, parsed.digest)
-
-    def __str__(self) -> str:
-        text = f"static:{self.root}:{self.repository}"
-        if self.tag is not None:
-            text += f":{self.tag}"
-        if self.digest is not None:
-            text += f"@{self.digest}"
-        return text
 
 
 class StaticTree:
