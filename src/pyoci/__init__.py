@@ -3,7 +3,8 @@
 The public API is re-exported here; see each module for details.
 """
 
-from pyoci.commands.convert import ConvertedImage, ConvertResult, convert
+from pyoci.archive.plan import ConvertedImage
+from pyoci.commands.convert import ConvertResult, convert
 from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.commands.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.commands.merge import MergeResult, MergeSource, merge

@@ -196,3 +196,21 @@ def _subject(obj: Mapping[str, Any], where: str) -> Descriptor | None:
     """The ``subject`` descriptor of a manifest or index (image-spec ``manifest.md`` "subject"), or None."""
     value = obj.get("subject")
     return None if value is None else Descriptor.from_json(value, f"{where}: subject")
+
+
+def document_media_type(raw: bytes, where: str) -> str:
+    """The media type of a manifest or index: its ``mediaType``, else inferred (``manifests`` means an index).
+
+    Docker's schema 2 documents always carry ``mediaType``; an OCI one may leave it out
+    (image-spec ``manifest.md``, ``image-index.md``), and then only an index has ``manifests``.
+
+    Raises:
+        FormatError: the bytes are not a JSON object.
+    """
+    obj = load_json(raw, where)
+    if not isinstance(obj, Mapping):
+        raise FormatError(f"{where}: not a JSON manifest")
+    declared = obj.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    return mediatype.IMAGE_INDEX if "manifests" in obj else mediatype.IMAGE_MANIFEST

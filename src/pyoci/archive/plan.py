@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from typing import Generic
 
 from pyoci import mediatype
-from pyoci.archive.reader import BACKGROUND_WRITE_MIN, ArchiveImage, S, ScannedArchive, SinkFactory, StagedLayer
+from pyoci.archive.reader import (
+    BACKGROUND_WRITE_MIN,
+    MANIFEST_FILE,
+    ArchiveImage,
+    S,
+    ScannedArchive,
+    SinkFactory,
+    StagedLayer,
+    scan,
+)
+from pyoci.archive.source import open_archive
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
@@ -21,6 +31,7 @@ from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.manifest import ImageConfig, Manifest
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName
+from pyoci.transcode import LayerOptions
 
 DEFAULT_TAG = "latest"
 
@@ -163,14 +174,15 @@ def check_unique_tags(tagged: list[tuple[ArchiveImage, list[dict[str, str]]]], w
 
 
 @dataclass(frozen=True)
-class ImportedImage:
-    """One archive image written into a layout (blobs only; index.json is the caller's).
+class ConvertedImage:
+    """One archive image written into a layout.
 
     Attributes:
-        manifest: the manifest descriptor, with the platform read from the config.
+        manifest: the index.json entry of the image manifest (without annotations), with platform.
         config: the config descriptor.
         layers: the layer descriptors, base layer first.
         diff_ids: the layers' diff_ids.
+        tags: the ``org.opencontainers.image.ref.name`` values written for it.
         source: the manifest.json entry it came from.
     """
 
@@ -178,18 +190,70 @@ class ImportedImage:
     config: Descriptor
     layers: tuple[Descriptor, ...]
     diff_ids: tuple[Digest, ...]
+    tags: tuple[str, ...]
     source: ArchiveImage
 
 
-def write_images(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -> list[ImportedImage]:
-    """Commit the staged layers of ``planned`` into ``layout`` and write each config and manifest.
+def import_archive(
+    ref: ArchiveReference,
+    layout: ImageLayout,
+    options: LayerOptions,
+    progress: Progress | None = None,
+    *,
+    tag: str | None = None,
+    all_images: bool = False,
+) -> list[ConvertedImage]:
+    """Read the docker-archive of ``ref`` in one pass and write the images it selects into ``layout``.
 
-    The layers are made durable with one filesystem flush; index.json is not touched, so nothing
-    references the new blobs until the caller tags them.
+    Layers stream through the layer pipeline into temporary blobs of ``layout``; only when every
+    selected image checks out (config, diff_ids, tags) are they committed, each config and manifest
+    written, and index.json updated (an existing tag is replaced, other entries kept).
+
+    Args:
+        ref: the archive and its selector.
+        layout: the destination, opened for writing.
+        options: layer compression, level, threads.
+        progress: receives per-layer byte counts.
+        tag: the one tag to write; None for each image's RepoTags (``latest`` when untagged).
+        all_images: take every image of the archive (no selector allowed).
+
+    Returns:
+        The images written, in manifest.json order.
 
     Raises:
-        LayoutError: a blob could not be written.
+        ArchiveError: the archive is unreadable, ambiguous or inconsistent (nothing is written).
+        DiffIDMismatchError: a layer does not match its diff_id (nothing is written).
+        LayoutError: the layout cannot be written.
     """
+    name = ref.display
+    with open_archive(ref.path) as stream, scan(stream, name, layout_sinks(layout), options, progress) as archive:
+        chosen = select_images(archive.images(), ref, all_images)
+        planned = [plan_image(archive, image, progress) for image in chosen]
+        tagged = [tag_annotations(image, tag, f"{name}: {MANIFEST_FILE}") for image in chosen]
+        check_unique_tags(list(zip(chosen, tagged, strict=True)), name)
+        images = [
+            ConvertedImage(
+                written.manifest,
+                written.config,
+                written.layers,
+                written.diff_ids,
+                tuple(a[REF_NAME] for a in annotation_sets),
+                written.source,
+            )
+            for written, annotation_sets in zip(_write_blobs(layout, planned), tagged, strict=True)
+        ]
+        entries = [
+            image.manifest.with_annotations(annotations)
+            for image, annotation_sets in zip(images, tagged, strict=True)
+            for annotations in annotation_sets
+        ]
+        names = {entry.ref_name for entry in entries}
+        layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
+    return images
+
+
+def _write_blobs(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -> list[ConvertedImage]:
+    """Commit the staged layers (one filesystem flush) and write each config and manifest; tags left empty."""
     layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
     committed = iter(layout.commit_blobs(layer_blobs))
     results = []
@@ -199,11 +263,12 @@ def write_images(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -
         manifest = Manifest.build(config, layer_descriptors)
         layout.put_blob(manifest.raw, manifest.media_type)
         results.append(
-            ImportedImage(
+            ConvertedImage(
                 manifest=manifest.descriptor(platform=plan.config.platform),
                 config=config,
                 layers=tuple(layer_descriptors),
                 diff_ids=plan.config.diff_ids,
+                tags=(),
                 source=plan.image,
             )
         )

@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 
 from pyoci import RegistryOptions, push
-from pyoci.cli.options import emit_json
+from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
 from pyoci.errors import FormatError
 from pyoci.fsutil import write_atomic
 from pyoci.targets.registry import DEFAULT_CHUNK_SIZE
+from pyoci.transcode import LayerOptions
 
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)i?b?$", re.IGNORECASE)
 
@@ -52,6 +53,7 @@ def parse_size(text: str) -> int:
     "--retry-delay", type=click.FloatRange(0), default=1.0, show_default=True, help="Seconds before the first retry."
 )
 @click.option("--digestfile", type=click.Path(dir_okay=False), help="Write the pushed digest to this file.")
+@layer_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 @click.option("--debug", is_flag=True, help="Trace HTTP requests on stderr (credentials redacted).")
@@ -67,14 +69,15 @@ def push_command(
     retry_times: int,
     retry_delay: float,
     digestfile: str | None,
+    options: LayerOptions,
     quiet: bool,
     as_json: bool,
     debug: bool,
 ) -> None:
     """Push an image to registries and static registry trees.
 
-    SOURCE is an OCI layout (DIR or oci:DIR[:TAG]) or a docker-archive (PATH or
-    docker-archive:PATH[:NAME:TAG|:@N]). Each DESTINATION is docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
+    SOURCE is an OCI layout (DIR or oci:DIR[:TAG|@DIGEST]), an oci-archive:FILE[:TAG], or a
+    docker-archive (PATH or docker-archive:PATH[:NAME:TAG|:@N], converted with the layer options). Each DESTINATION is docker://HOST[:PORT]/REPO[:TAG|@DIGEST]
     (or the same without docker://; Docker Hub names expand as Docker does) or static:DIR:REPO[:TAG]
     (a file tree for a static web host). Without a tag, the source's tag, else latest.
     Prints the pushed manifest digest.
@@ -85,7 +88,7 @@ def push_command(
         logger = logging.getLogger("pyoci")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
-    options = RegistryOptions(
+    registry = RegistryOptions(
         creds=creds,
         authfile=authfile,
         cert_dir=cert_dir,
@@ -94,7 +97,14 @@ def push_command(
         retry_times=retry_times,
         retry_delay=retry_delay,
     )
-    result = push(source, list(destinations), options=options, mount_from=mount_from, progress=make_progress(quiet))
+    result = push(
+        source,
+        list(destinations),
+        options=registry,
+        mount_from=mount_from,
+        layer_options=options,
+        progress=make_progress(quiet),
+    )
     if digestfile is not None:
         write_atomic(Path(digestfile).absolute(), str(result.digest).encode())
     if as_json:

@@ -19,45 +19,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyoci.archive.plan import (
-    check_unique_tags,
-    layout_sinks,
-    plan_image,
-    select_images,
-    tag_annotations,
-    write_images,
-)
-from pyoci.archive.reader import ArchiveImage, scan
-from pyoci.archive.source import open_archive
-from pyoci.descriptor import REF_NAME, Descriptor
-from pyoci.digest import Digest
+from pyoci.archive.plan import ConvertedImage, import_archive
 from pyoci.errors import FormatError, LayoutError
 from pyoci.layout.ociarchive import write_layout_tar
 from pyoci.layout.store import writing
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
 from pyoci.transcode import LayerOptions
-
-
-@dataclass(frozen=True)
-class ConvertedImage:
-    """One image written by :func:`convert`.
-
-    Attributes:
-        manifest: the index.json entry of the image manifest (without annotations), with platform.
-        config: the config descriptor.
-        layers: the layer descriptors, base layer first.
-        diff_ids: the layers' diff_ids.
-        tags: the ``org.opencontainers.image.ref.name`` values written for it.
-        source: the manifest.json entry it came from.
-    """
-
-    manifest: Descriptor
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    diff_ids: tuple[Digest, ...]
-    tags: tuple[str, ...]
-    source: ArchiveImage
 
 
 @dataclass(frozen=True)
@@ -130,34 +98,8 @@ def convert(
         raise FormatError(f"{dest}: --all writes each image's own tags; drop the destination tag")
     if dest.archive:
         return _convert_to_oci_archive(src, dest, all_images, options, progress)
-    name = src.display
-    with (
-        open_archive(src.path) as stream,
-        writing(dest.path) as layout,
-        scan(stream, name, layout_sinks(layout), options, progress) as archive,
-    ):
-        chosen = select_images(archive.images(), src, all_images)
-        planned = [plan_image(archive, image, progress) for image in chosen]
-        tagged = [(image, tag_annotations(image, dest.tag, f"{name}: manifest.json")) for image in chosen]
-        check_unique_tags(tagged, name)
-        images = [
-            ConvertedImage(
-                item.manifest,
-                item.config,
-                item.layers,
-                item.diff_ids,
-                tuple(a[REF_NAME] for a in annotations),
-                item.source,
-            )
-            for item, (_, annotations) in zip(write_images(layout, planned), tagged, strict=True)
-        ]
-        entries = [
-            image.manifest.with_annotations(annotations)
-            for image, (_, annotation_sets) in zip(images, tagged, strict=True)
-            for annotations in annotation_sets
-        ]
-        names = {entry.ref_name for entry in entries}
-        layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
+    with writing(dest.path) as layout:
+        images = import_archive(src, layout, options, progress, tag=dest.tag, all_images=all_images)
     return ConvertResult(Path(dest.path), tuple(images))
 
 

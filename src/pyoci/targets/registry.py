@@ -49,7 +49,7 @@ from pyoci.errors import AuthError, FormatError, PushError
 from pyoci.progress import Progress
 from pyoci.reference import DOCKER_HUB
 from pyoci.streams import Readable
-from pyoci.targets import BlobOpener
+from pyoci.targets import BlobSource
 from pyoci.targets.auth import (
     Credentials,
     find_credentials,
@@ -562,7 +562,7 @@ class RegistryTarget:
             raise self.client.error(response, f"{self.repository}: start upload of {descriptor.digest}")
         return response.headers["location"]
 
-    def put_blob(self, descriptor: Descriptor, opener: BlobOpener, progress: Progress) -> None:
+    def put_blob(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> None:
         """Upload a blob (streamed, chunked above ``chunk_size``), retrying from a new session on failure.
 
         Raises:
@@ -573,18 +573,18 @@ class RegistryTarget:
         def attempt() -> None:
             progress.start(str(descriptor.digest)[7:19], descriptor.size)
             try:
-                self._upload(descriptor, opener, progress)
+                self._upload(descriptor, source, progress)
             finally:
                 progress.finish()
 
         what = f"upload of {descriptor.digest}"
         self.client._retrying(attempt, what, f"{self.name}: {what}")  # a new upload session per attempt
 
-    def _upload(self, descriptor: Descriptor, opener: BlobOpener, progress: Progress) -> None:
+    def _upload(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> None:
         location = self._start_upload(descriptor)
         chunk = self.client.options.chunk_size
         size = descriptor.size
-        with opener() as reader:
+        with source.open_blob(descriptor) as reader:
             if chunk and size > chunk:
                 offset = 0
                 while offset < size:
@@ -631,12 +631,29 @@ class RegistryTarget:
             return _Retryable(f"{what}: HTTP {response.status_code}", _retry_after(response))
         return self.client.error(response, f"{self.repository}: upload {what}")
 
-    def put_manifest(self, descriptor: Descriptor, raw: bytes, reference: str) -> Digest:
-        """``PUT /v2/<name>/manifests/<reference>`` with the exact bytes and media type; returns the digest.
+    def has_manifest(self, descriptor: Descriptor) -> bool:
+        """``HEAD /v2/<name>/manifests/<digest>``: 200 is True, 404 False."""
+        response = self.client.request(
+            "HEAD",
+            self._path("manifests", str(descriptor.digest)),
+            repository=self.repository,
+            scopes=self._push_scope,
+            headers={"Accept": descriptor.media_type},
+            what=f"HEAD manifest {descriptor.digest}",
+        )
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self.client.error(response, f"{self.repository}: HEAD manifest {descriptor.digest}")
+
+    def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
+        """``PUT /v2/<name>/manifests/<tag or digest>`` with the exact bytes and media type.
 
         Raises:
             PushError: the registry refused the manifest or computed another digest.
         """
+        reference = tag or str(descriptor.digest)
         response = self.client.request(
             "PUT",
             self._path("manifests", reference),
@@ -649,7 +666,6 @@ class RegistryTarget:
         if response.status_code != 201:
             raise self.client.error(response, f"{self.repository}: PUT manifest {reference}")
         _check_digest(response, descriptor.digest, f"manifest {reference}", self.client.domain)
-        return descriptor.digest
 
 
 def _body(reader: Readable, count: int, progress: Progress) -> Iterator[bytes]:

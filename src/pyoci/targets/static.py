@@ -30,14 +30,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, PushError
 from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
 from pyoci.jsonio import dump_json, load_json
+from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
-from pyoci.targets import BlobOpener
+from pyoci.targets import BlobSource
 
 CONFIG_DIR = ".pyoci"
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -110,7 +110,11 @@ class StaticTree:
             if path.name.startswith(TEMP_PREFIX) or not path.is_file():
                 continue
             raw = path.read_bytes()
-            out.append((path.name, document_media_type(raw, str(path)), Digest.of_bytes(raw)))
+            try:
+                media_type = document_media_type(raw, str(path))
+            except FormatError as exc:
+                raise PushError(str(exc)) from None
+            out.append((path.name, media_type, Digest.of_bytes(raw)))
         return out
 
     def finish(self) -> None:
@@ -163,7 +167,7 @@ class StaticTarget:
         path = self._blob(descriptor.digest)
         return path.is_file() and path.stat().st_size == descriptor.size
 
-    def put_blob(self, descriptor: Descriptor, opener: BlobOpener, progress: Progress) -> None:
+    def put_blob(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> None:
         """Hard-link the blob from another repository of the tree, or copy it (verified), fsync and rename.
 
         Raises:
@@ -180,8 +184,8 @@ class StaticTarget:
         progress.start(str(descriptor.digest)[7:19], descriptor.size)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # the opener's reader checks digest and size at the end of the stream (DigestMismatchError)
-            with opener() as reader, atomic_file(path) as out:
+            # the source's reader checks digest and size at the end of the stream (DigestMismatchError)
+            with source.open_blob(descriptor) as reader, atomic_file(path) as out:
                 while data := reader.read(_READ_SIZE):
                     out.write(data)
                     progress.advance(len(data))
@@ -209,36 +213,21 @@ class StaticTarget:
         self.tree.record(descriptor.digest, self.directory)
         return True
 
-    def put_manifest(self, descriptor: Descriptor, raw: bytes, reference: str) -> Digest:
-        """Write the manifest under ``reference`` and under its digest (atomically); return the digest."""
+    def has_manifest(self, descriptor: Descriptor) -> bool:
+        """True when the manifest file named by its digest exists."""
+        return (self.directory / "manifests" / str(descriptor.digest)).is_file()
+
+    def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
+        """Write the manifest under its digest and, with ``tag``, under the tag (each atomically)."""
         manifests = self.directory / "manifests"
         try:
             manifests.mkdir(parents=True, exist_ok=True)
             (self.directory / "blobs").mkdir(exist_ok=True)
         except OSError as exc:
             raise PushError(f"{manifests}: cannot write: {exc.strerror}") from exc
-        for name in dict.fromkeys((reference, str(descriptor.digest))):
+        for name in dict.fromkeys(n for n in (str(descriptor.digest), tag) if n is not None):
             self.tree.write_file(manifests / name, raw)
         fsync_dir(manifests)
-        return descriptor.digest
-
-
-def document_media_type(raw: bytes, where: str) -> str:
-    """The media type of a manifest or index: its ``mediaType``, else inferred (``manifests`` means an index).
-
-    Raises:
-        PushError: the file is not a JSON object.
-    """
-    try:
-        obj = load_json(raw, where)
-    except FormatError as exc:
-        raise PushError(str(exc)) from None
-    if not isinstance(obj, dict):
-        raise PushError(f"{where}: not a JSON manifest")
-    declared = obj.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    return mediatype.IMAGE_INDEX if "manifests" in obj else mediatype.IMAGE_MANIFEST
 
 
 def _quote(value: str) -> str:

@@ -1,0 +1,118 @@
+"""The one copy loop: an image's blobs, then its manifests, children before parents, into any target.
+
+For each blob (image-spec ``descriptor.md``; distribution-spec ``spec.md`` "Pushing blobs"): skip
+what the target has; mount it from another repository of the same destination when the target can;
+otherwise put it, streamed and verified against its digest. Manifests follow with their exact bytes,
+each after everything it references (a registry refuses a manifest whose blobs are missing), child
+manifests by digest and the root last, under the tag. A non-distributable layer the source lacks
+is left out (see :mod:`pyoci.walk`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from pyoci.errors import FormatError
+from pyoci.progress import NoProgress, Progress
+from pyoci.targets import BlobSource, Mount, Target
+from pyoci.walk import Node
+
+log = logging.getLogger("pyoci.copy")
+
+
+@dataclass
+class CopyStats:
+    """What one target received.
+
+    Attributes:
+        uploaded: blobs sent.
+        mounted: blobs mounted (registry) or linked (static tree) from another repository.
+        skipped: blobs the target already had.
+        bytes_uploaded: bytes of the blobs sent.
+        manifests: manifests and indexes written (children included).
+    """
+
+    uploaded: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes_uploaded: int = 0
+    manifests: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The counts as a JSON-ready dict."""
+        return asdict(self)
+
+
+def copy_blob(
+    source: BlobSource,
+    node: Node,
+    target: Target,
+    stats: CopyStats,
+    mount_from: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> None:
+    """Copy one blob node: skip, mount or put (see the module docstring); counts go to ``stats``.
+
+    Raises:
+        DigestMismatchError: the source's bytes differ from the descriptor.
+        PyociError: the source cannot be read or the target refused the blob.
+    """
+    descriptor = node.descriptor
+    if node.foreign and not source.has_blob(descriptor):
+        return  # clients fetch a non-distributable layer from its urls
+    if target.has_blob(descriptor):
+        log.info("%s: blob %s exists", target.name, descriptor.digest)
+        stats.skipped += 1
+        return
+    if isinstance(target, Mount):
+        for repository in mount_from:
+            if target.mount_blob(descriptor, repository):
+                log.info("%s: blob %s mounted from %s", target.name, descriptor.digest, repository)
+                stats.mounted += 1
+                return
+    target.put_blob(descriptor, source, progress or NoProgress())
+    log.info("%s: blob %s stored (%d bytes)", target.name, descriptor.digest, descriptor.size)
+    stats.uploaded += 1
+    stats.bytes_uploaded += descriptor.size
+
+
+def copy_image(
+    source: BlobSource,
+    nodes: Sequence[Node],
+    target: Target,
+    tag: str | None,
+    *,
+    mount_from: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> CopyStats:
+    """Copy the image whose walk is ``nodes`` (children first, the root last) into ``target``.
+
+    Args:
+        source: where the blobs are read.
+        nodes: :func:`pyoci.walk.walk` of the image with ``children_first=True``.
+        target: where they go.
+        tag: the tag to put the root under; None to store it by digest only.
+        mount_from: repositories of the target's destination to try mounting blobs from.
+        progress: receives per-blob byte counts.
+
+    Returns:
+        The counts of what was sent, mounted and skipped.
+
+    Raises:
+        FormatError: the root is not a manifest or index.
+        DigestMismatchError: a source blob differs from its descriptor.
+        PyociError: the source cannot be read or the target refused a write.
+    """
+    if not nodes or nodes[-1].raw is None:
+        raise FormatError(f"{source.name}: the image root is not a manifest or an image index")
+    stats = CopyStats()
+    root = nodes[-1]
+    for node in nodes:
+        if node.raw is None:
+            copy_blob(source, node, target, stats, mount_from, progress)
+        else:
+            target.put_manifest(node.descriptor, node.raw, tag if node is root else None)
+            stats.manifests += 1
+    return stats

@@ -1,0 +1,75 @@
+"""Open destination references as targets: one client per registry, one tree per static root, layouts.
+
+A :class:`Destinations` is a context manager: registry connections are closed, static trees get
+their listings and host files rewritten (:meth:`~pyoci.targets.static.StaticTree.finish`) after a
+successful run, and layouts have what is still staged removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import TracebackType
+
+from pyoci.errors import FormatError
+from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference
+from pyoci.targets import Target
+from pyoci.targets.layout import LayoutTarget, layout_target
+from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
+from pyoci.targets.static import StaticTree
+
+
+class Destinations:
+    """The open destinations of one command.
+
+    Args:
+        options: how to reach registries (TLS, credentials, retries).
+    """
+
+    def __init__(self, options: RegistryOptions | None = None) -> None:
+        self.options = options or RegistryOptions()
+        self._stack = contextlib.ExitStack()
+        self.clients: dict[str, RegistryClient] = {}
+        self.trees: dict[Path, StaticTree] = {}
+        self.layouts: dict[Path, LayoutTarget] = {}
+
+    def __enter__(self) -> Destinations:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            if kind is None:
+                for tree in self.trees.values():
+                    tree.finish()
+        finally:
+            self._stack.__exit__(kind, exc, traceback)
+
+    def client(self, domain: str) -> RegistryClient:
+        """The client of the registry ``domain`` (opened on first use)."""
+        if domain not in self.clients:
+            self.clients[domain] = self._stack.enter_context(RegistryClient(domain, self.options))
+        return self.clients[domain]
+
+    def target(self, ref: Reference) -> tuple[str, Target]:
+        """``(destination key, target)`` for ``ref``; repositories with the same key can mount from each other.
+
+        Raises:
+            FormatError: a reference that is not a writable repository or layout (a docker-archive,
+                an oci-archive, a bucket, a static tree without a repository).
+            LayoutError, PushError: the destination cannot be opened.
+        """
+        if isinstance(ref, StaticReference):
+            root = ref.root.absolute()
+            if root not in self.trees:
+                self.trees[root] = StaticTree(root)
+            return f"static:{root}", self.trees[root].target(ref.repo())
+        if isinstance(ref, ImageName):
+            return f"docker://{ref.domain}", RegistryTarget(self.client(ref.domain), ref.repository)
+        if isinstance(ref, LayoutReference) and not ref.archive:
+            root = Path(ref.path).absolute()
+            if root not in self.layouts:
+                self.layouts[root] = self._stack.enter_context(layout_target(root))
+            return f"oci:{root}", self.layouts[root]
+        raise FormatError(f"{ref}: not a destination a copy can write into")
