@@ -22,40 +22,28 @@ Rules (and where they come from):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
-import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
 from pyoci.archive.plan import DEFAULT_TAG
-from pyoci.commands.convert import convert
-from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
+from pyoci.descriptor import REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import (
-    BlobNotFoundError,
-    DigestMismatchError,
-    FormatError,
-    LayoutError,
-    PlatformConflictError,
-    TagError,
-)
-from pyoci.fsutil import temp_name
-from pyoci.layout.store import INDEX_FILE, BlobWriter, ImageLayout, writing
+from pyoci.errors import FormatError, LayoutError, PlatformConflictError, TagError
+from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, layout_directory, parse
-from pyoci.streams import VerifyingReader
+from pyoci.reference import Reference, expect, layout_directory, parse
+from pyoci.sources import LOCAL_SOURCES, open_source
+from pyoci.targets import Source
+from pyoci.targets.copy import copy_image
+from pyoci.targets.layout import SOURCE_ONLY_ANNOTATIONS, LayoutTarget, layout_target
 from pyoci.transcode import LayerOptions
-from pyoci.walk import PlatformImage, platform_images
-
-_CHUNK = 1 << 20
-_SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
+from pyoci.walk import PlatformImage, platform_images, walk
 
 
 @dataclass(frozen=True)
@@ -158,93 +146,6 @@ class _Entry:
     origin: str
 
 
-class _Stager:
-    """Blobs linked or copied into the destination under temporary names, renamed in at commit."""
-
-    def __init__(self, dest: ImageLayout) -> None:
-        self.dest = dest
-        self.staged: dict[Digest, tuple[Path | BlobWriter, str]] = {}
-
-    def add(self, source: ImageLayout, descriptor: Descriptor, verified: bool = False) -> None:
-        """Stage the blob of ``descriptor`` from ``source``; a no-op if the destination has it.
-
-        The bytes are hash-checked against the descriptor unless ``verified`` says this process
-        wrote them (and named them by their digest) itself: a docker-archive converted on the fly.
-        """
-        digest = descriptor.digest
-        if digest in self.staged or self.dest.has_blob(digest):
-            return
-        if descriptor.urls and not source.has_blob(digest):
-            return  # a non-distributable layer fetched from its URLs (image-spec descriptor.md "urls")
-        staged: Path | BlobWriter | None = self._link(source, descriptor, verified)
-        if staged is None:
-            staged = self._copy(source, descriptor)
-        self.staged[digest] = (staged, descriptor.media_type)
-
-    def _link(self, source: ImageLayout, descriptor: Descriptor, verified: bool) -> Path | None:
-        path = source.blob_path(descriptor.digest)
-        tmp = temp_name(self.dest.root)
-        try:
-            os.link(path, tmp)
-        except FileNotFoundError:
-            raise BlobNotFoundError(f"{source.root}: blob {descriptor.digest} is missing") from None
-        except OSError:
-            return None  # another filesystem, or links not allowed: copy instead
-        if verified:
-            return tmp
-        try:
-            with open(tmp, "rb") as f:
-                VerifyingReader(f, descriptor.digest, descriptor.size, str(path)).drain()
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp
-
-    def _copy(self, source: ImageLayout, descriptor: Descriptor) -> BlobWriter:
-        path = source.blob_path(descriptor.digest)
-        writer = self.dest.new_blob()
-        try:
-            # the writer hashes what it copies: the one hash that checks the source blob
-            with open(path, "rb") as f:
-                while chunk := f.read(_CHUNK):
-                    writer.write(chunk)
-            digest = writer.finish()
-            # the same messages as a VerifyingReader's
-            if writer.size != descriptor.size:
-                raise DigestMismatchError(f"{path}: size: expected {descriptor.size} bytes, got {writer.size}")
-            if digest != descriptor.digest:
-                raise DigestMismatchError(f"{path}: digest: expected {descriptor.digest}, got {digest}")
-        except FileNotFoundError:
-            writer.abort()
-            raise BlobNotFoundError(f"{source.root}: blob {descriptor.digest} is missing") from None
-        except BaseException:
-            writer.abort()
-            raise
-        return writer
-
-    def commit(self) -> None:
-        """Rename every staged blob into place (all before index.json changes), then sync the directory."""
-        copies = [(staged, media_type) for staged, media_type in self.staged.values() if isinstance(staged, BlobWriter)]
-        self.dest.commit_blobs(copies)  # one filesystem flush for all copies; their digests were checked
-        for digest, (staged, _) in self.staged.items():
-            if isinstance(staged, Path):
-                target = self.dest.blob_path(digest)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, target)
-                staged.unlink(missing_ok=True)  # rename(2) is a no-op when both names are links to one file
-        self.staged.clear()
-        self.dest.sync()
-
-    def abort(self) -> None:
-        """Remove every staged temporary file."""
-        for staged, _ in self.staged.values():
-            if isinstance(staged, BlobWriter):
-                staged.abort()
-            else:
-                staged.unlink(missing_ok=True)
-        self.staged.clear()
-
-
 def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
     config = item.config.platform
     if (platform.os, platform.architecture) != (config.os, config.architecture):
@@ -256,7 +157,7 @@ def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
 
 
 def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
-    annotations = {k: v for k, v in item.descriptor.annotations.items() if k not in _SOURCE_ONLY_ANNOTATIONS}
+    annotations = {k: v for k, v in item.descriptor.annotations.items() if k not in SOURCE_ONLY_ANNOTATIONS}
     return dataclasses.replace(
         item.descriptor,
         media_type=item.manifest.media_type,
@@ -267,11 +168,9 @@ def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
     )
 
 
-def _stage_image(stager: _Stager, layout: ImageLayout, item: PlatformImage, verified: bool) -> None:
-    for layer in item.manifest.layers:
-        stager.add(layout, layer, verified)
-    stager.add(layout, item.manifest.config, verified)
-    stager.add(layout, item.descriptor, verified)
+def _stage_image(target: LayoutTarget, source: Source, item: PlatformImage, progress: Progress | None) -> None:
+    nodes = list(walk(source, [item.descriptor], children_first=True))
+    copy_image(source, nodes, target, None, progress=progress)
 
 
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
@@ -311,38 +210,12 @@ def _existing_entry(layout: ImageLayout, descriptor: Descriptor, origin: str) ->
 
 
 def _strip(descriptor: Descriptor) -> Descriptor:
-    annotations = {k: v for k, v in descriptor.annotations.items() if k not in _SOURCE_ONLY_ANNOTATIONS}
+    annotations = {k: v for k, v in descriptor.annotations.items() if k not in SOURCE_ONLY_ANNOTATIONS}
     return descriptor.with_annotations(annotations)
 
 
-def _source(reference: Reference | str) -> LayoutReference | ArchiveReference:
-    ref = expect(parse(reference), ("oci", "docker-archive"), "merge reads")
-    assert isinstance(ref, LayoutReference | ArchiveReference)  # what expect() allowed
-    return ref
-
-
-@contextlib.contextmanager
-def _open_source(
-    dest: ImageLayout, item: MergeSource, options: LayerOptions, progress: Progress | None
-) -> Iterator[tuple[ImageLayout, str | None, bool]]:
-    """Yield (layout, tag, verified): verified when this process wrote the layout (an archive source)."""
-    ref = _source(item.reference)
-    if isinstance(ref, LayoutReference):
-        layout = ImageLayout.open(ref.path)
-        with layout.writer_lock():  # keeps a gc of the source from removing what is being read
-            yield layout, ref.tag, False
-        return
-    staging = temp_name(dest.root)
-    try:
-        convert(ref, LayoutReference(str(staging), DEFAULT_TAG), options=options, progress=progress)
-        yield ImageLayout.open(staging), DEFAULT_TAG, True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def _gather(
-    dest: ImageLayout,
-    stager: _Stager,
+    target: LayoutTarget,
     sources: Sequence[MergeSource],
     options: LayerOptions,
     progress: Progress | None,
@@ -350,13 +223,15 @@ def _gather(
     entries: list[_Entry] = []
     for position, item in enumerate(sources, 1):
         where = f"source {position} ({item.reference})"
-        with _open_source(dest, item, options, progress) as (layout, tag, verified):
-            images = [image for entry in layout.entries(tag) for image in platform_images(layout, entry)]
+        with open_source(
+            item.reference, what="merge reads", staging=target.layout.root, options=options, progress=progress
+        ) as source:
+            images = [image for root, _ in source.roots() for image in platform_images(source, root)]
             if item.platform is not None and len(images) != 1:
                 raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
             for image in images:
                 platform = image.platform if item.platform is None else _override(image, item.platform, where)
-                _stage_image(stager, layout, image, verified)
+                _stage_image(target, source, image, progress)
                 entries.append(_Entry(_child_descriptor(image, platform), platform, where))
     return entries
 
@@ -406,7 +281,7 @@ def merge(
     if not items:
         raise FormatError("merge: no source given")
     for item in items:
-        _source(item.reference)  # reject malformed references before touching anything
+        expect(parse(item.reference), LOCAL_SOURCES, "merge reads")  # refuse bad references before writing
     dest = layout_directory(destination, "merge writes")
     if flat and dest.tag is not None:
         raise FormatError(f"{dest}: --flat writes untagged platform entries; drop the destination tag")
@@ -414,20 +289,17 @@ def merge(
         raise FormatError(f"{dest}: --annotation sets the image index's annotations; --flat writes no image index")
     tag = None if flat else dest.tag or DEFAULT_TAG
     options = options or LayerOptions()
-    with writing(dest.path) as layout:
-        stager = _Stager(layout)
-        try:
-            new, _ = _combine([], _gather(layout, stager, items, options, progress), replace)
-            outcome = _Outcome()
+    with layout_target(dest.path) as target:
+        layout = target.layout
+        new, _ = _combine([], _gather(target, items, options, progress), replace)
+        outcome = _Outcome()
 
-            def change(current: list[Descriptor]) -> list[Descriptor]:
-                if tag is None:
-                    return _change_flat(layout, stager, current, new, replace, outcome)
-                return _change_tagged(layout, stager, current, new, tag, replace, annotations or {}, outcome)
+        def change(current: list[Descriptor]) -> list[Descriptor]:
+            if tag is None:
+                return _change_flat(layout, target, current, new, replace, outcome)
+            return _change_tagged(layout, target, current, new, tag, replace, annotations or {}, outcome)
 
-            layout.update_index(change)
-        finally:
-            stager.abort()
+        layout.update_index(change)
     return MergeResult(layout.root, tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added))
 
 
@@ -442,7 +314,7 @@ class _Outcome:
 
 def _change_flat(
     layout: ImageLayout,
-    stager: _Stager,
+    target: LayoutTarget,
     current: list[Descriptor],
     new: list[_Entry],
     replace_platforms: bool,
@@ -451,7 +323,7 @@ def _change_flat(
     untagged = [i for i, d in enumerate(current) if d.ref_name is None]
     existing = [_existing_entry(layout, current[i], f"{INDEX_FILE} entry {i}") for i in untagged]
     combined, added = _combine(existing, new, replace_platforms)
-    stager.commit()
+    target.commit()
     out = list(current)
     for position, i in enumerate(untagged):
         out[i] = combined[position].descriptor
@@ -462,7 +334,7 @@ def _change_flat(
 
 def _change_tagged(
     layout: ImageLayout,
-    stager: _Stager,
+    target: LayoutTarget,
     current: list[Descriptor],
     new: list[_Entry],
     tag: str,
@@ -494,7 +366,7 @@ def _change_tagged(
             raise LayoutError(f"{layout.root}: tag {tag!r} points at {old.media_type!r}, not an image")
     combined, added = _combine(existing, new, replace_platforms)
     index = Index.build([e.descriptor for e in combined], {**index_annotations, **annotations})
-    stager.commit()
+    target.commit()
     written = layout.put_blob(index.raw, mediatype.IMAGE_INDEX)
     layout.sync()
     entry = written.with_annotations({**entry_annotations, REF_NAME: tag})
