@@ -10,7 +10,7 @@ PUBLIC = {
     "ArchiveError", "AuthError", "Compression", "ConvertResult", "ConvertedImage", "Descriptor",
     "DiffIDMismatchError", "Digest", "DigestMismatchError", "FormatError", "Garbage", "GcResult",
     "ImageLayout", "InspectResult", "InspectedImage", "LayerOptions", "LayoutError", "MergeResult",
-    "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "PushError", "PushResult",
+    "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "RegistryError", "PushResult",
     "PyociError", "RegistryOptions", "TagError", "UntagResult", "VerifyReport", "__version__",
     "convert", "gc", "inspect", "merge", "push", "untag", "verify",
 }  # fmt: skip

@@ -19,7 +19,7 @@ from servers.token_issuer import TokenIssuer
 
 import pyoci
 from pyoci import RegistryOptions, push
-from pyoci.errors import AuthError, FormatError, PushError
+from pyoci.errors import AuthError, FormatError, RegistryError
 from pyoci.targets.auth import find_credentials, parse_challenges
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
@@ -193,7 +193,7 @@ def test_retries_after_503_and_a_cut_patch(proxy: FaultProxy, layouts: dict[str,
 def test_retries_give_up_with_a_clear_error(proxy: FaultProxy, layouts: dict[str, Path]) -> None:
     proxy.faults = [Fault("PUT", "/manifests/", "503") for _ in range(3)]
     options = RegistryOptions(retry_times=2, retry_delay=0.01)
-    with pytest.raises(PushError, match=r"HTTP 503 \(after 3 attempts\)"):
+    with pytest.raises(RegistryError, match=r"HTTP 503 \(after 3 attempts\)"):
         push(layouts["single"], f"{proxy.host}/giveup:1", options=options)
 
 
@@ -376,7 +376,7 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
     tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
     reg = start_registry(tmp_path / "registry", http_extra=tls)
     try:
-        with pytest.raises(PushError, match="(?i)certificate verify failed"):
+        with pytest.raises(RegistryError, match="(?i)certificate verify failed"):
             push(layouts["single"], f"{reg.host}/tls:1", options=FAST)
         ok = push(layouts["single"], f"{reg.host}/tls:1", options=RegistryOptions(cert_dir=str(cert_dir)))
         assert ok.destinations[0].uploaded == 3
@@ -391,5 +391,5 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
 def test_plain_http_refused_for_remote_hosts() -> None:
     # A non-loopback registry is only spoken to over verified HTTPS; the name does not resolve here.
     options = RegistryOptions(retry_times=0, timeout=2)
-    with pytest.raises(PushError, match="cannot connect over HTTPS"):
+    with pytest.raises(RegistryError, match="cannot connect over HTTPS"):
         push(str(FIXTURES / "hello-amd64.tar"), "docker://registry.invalid/app:1", options=options)

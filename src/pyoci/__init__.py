@@ -20,17 +20,16 @@ from pyoci.errors import (
     FormatError,
     LayoutError,
     PlatformConflictError,
-    PushError,
     PyociError,
+    RegistryError,
     TagError,
 )
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
-from pyoci.targets.registry import RegistryOptions
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
-
-__version__ = "0.1.0"
+from pyoci.version import __version__
 
 __all__ = [
     "ArchiveError",
@@ -55,7 +54,7 @@ __all__ = [
     "Platform",
     "PlatformConflictError",
     "PlatformImage",
-    "PushError",
+    "RegistryError",
     "PushResult",
     "PyociError",
     "RegistryOptions",

@@ -14,7 +14,7 @@ from pyoci.cli.options import emit_json, layer_options
 from pyoci.cli.progress import make_progress
 from pyoci.errors import FormatError
 from pyoci.fsutil import write_atomic
-from pyoci.targets.registry import DEFAULT_CHUNK_SIZE
+from pyoci.targets.client import DEFAULT_CHUNK_SIZE
 from pyoci.transcode import LayerOptions
 
 _SIZE = re.compile(r"^(\d+)\s*([kmg]?)i?b?$", re.IGNORECASE)

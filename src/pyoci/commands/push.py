@@ -22,8 +22,8 @@ from pyoci.errors import FormatError, TagError
 from pyoci.progress import Progress
 from pyoci.reference import ImageName, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.sources import open_source
+from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import copy_image
-from pyoci.targets.registry import RegistryOptions
 from pyoci.targets.session import Destinations
 from pyoci.transcode import LayerOptions
 from pyoci.walk import walk
@@ -132,7 +132,7 @@ def push(
         FormatError: a malformed source or destination, or a destination digest that is not the image's.
         LayoutError: the layout is unreadable, or a blob is missing (``BlobNotFoundError``).
         DigestMismatchError: a local blob does not match its descriptor.
-        PushError: a registry refused or failed an operation after the retries (``AuthError`` for access).
+        RegistryError: a registry refused or failed an operation after the retries (``AuthError`` for access).
     """
     raw_dests = [destinations] if isinstance(destinations, str | ImageName | StaticReference) else destinations
     dests = [parse_destination(d) for d in raw_dests]

@@ -14,8 +14,9 @@ from types import TracebackType
 from pyoci.errors import FormatError
 from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference
 from pyoci.targets import Target
+from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutTarget, layout_target
-from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
+from pyoci.targets.registry import RegistryTarget
 from pyoci.targets.static import StaticTree
 
 
@@ -58,7 +59,7 @@ class Destinations:
         Raises:
             FormatError: a reference that is not a writable repository or layout (a docker-archive,
                 an oci-archive, a bucket, a static tree without a repository).
-            LayoutError, PushError: the destination cannot be opened.
+            LayoutError, RegistryError: the destination cannot be opened.
         """
         if isinstance(ref, StaticReference):
             root = ref.root.absolute()
