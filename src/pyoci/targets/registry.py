@@ -101,13 +101,26 @@ class RegistryTarget:
         """
         return self._exists("blobs", descriptor)
 
-    def has_manifest(self, descriptor: Descriptor) -> bool:
-        """``HEAD /v2/<name>/manifests/<digest>``: 200 is True, 404 False.
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """``HEAD /v2/<name>/manifests/<digest>``: 200 is True, 404 False; with ``tag``, ``HEAD`` of the tag.
+
+        A tag counts as present when its ``Docker-Content-Digest`` is the descriptor's digest.
 
         Raises:
             RegistryError: another answer, after the retries.
         """
-        return self._exists("manifests", descriptor)
+        if tag is None:
+            return self._exists("manifests", descriptor)
+        answer = self.client.request(
+            "HEAD",
+            self._path("manifests", tag),
+            scopes=self._scope,
+            headers={"Accept": MANIFEST_ACCEPT},
+            what=f"HEAD manifest {tag}",
+        )
+        if answer.status not in (200, 404):
+            raise self.client.error(answer, f"{self.repository}: HEAD manifest {tag}")
+        return answer.status == 200 and answer.headers.get("docker-content-digest") == str(descriptor.digest)
 
     def mount_blob(self, descriptor: Descriptor, from_repository: str) -> bool:
         """``POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>``: 201 is True.

@@ -213,9 +213,15 @@ class StaticTarget:
         self.tree.record(descriptor.digest, self.directory)
         return True
 
-    def has_manifest(self, descriptor: Descriptor) -> bool:
-        """True when the manifest file named by its digest exists."""
-        return (self.directory / "manifests" / str(descriptor.digest)).is_file()
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """True when the manifest file named by its digest exists (with ``tag``: the tag's file holds those bytes)."""
+        manifests = self.directory / "manifests"
+        if tag is None:
+            return (manifests / str(descriptor.digest)).is_file()
+        try:
+            return Digest.of_bytes((manifests / tag).read_bytes()) == descriptor.digest
+        except FileNotFoundError:
+            return False
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
         """Write the manifest under its digest and, with ``tag``, under the tag (each atomically)."""
