@@ -5,6 +5,7 @@ The public API is re-exported here; see each module for details.
 
 from pyoci.archive.plan import ConvertedImage
 from pyoci.commands.convert import ConvertResult, convert
+from pyoci.commands.copy import CopyResult, copy
 from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.commands.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.commands.merge import MergeResult, MergeSource, merge
@@ -37,6 +38,7 @@ __all__ = [
     "Compression",
     "ConvertResult",
     "ConvertedImage",
+    "CopyResult",
     "Descriptor",
     "DiffIDMismatchError",
     "Digest",
@@ -63,6 +65,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "convert",
+    "copy",
     "gc",
     "inspect",
     "merge",

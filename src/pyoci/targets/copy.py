@@ -50,6 +50,11 @@ class CopyStats:
         """The counts as a JSON-ready dict."""
         return asdict(self)
 
+    def add(self, other: CopyStats) -> None:
+        """Add ``other``'s counts to these."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 def copy_blob(
     source: BlobSource,
