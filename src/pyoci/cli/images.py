@@ -6,11 +6,12 @@ import sys
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options
+from pyoci.cli.options import emit_json, layer_options, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.commands.gc import gc, untag
 from pyoci.commands.inspect import inspect
 from pyoci.commands.merge import MergeSource, merge, parse_annotation, parse_platform_override
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
 
@@ -71,13 +72,15 @@ def merge_command(
 @click.argument("source")
 @click.option("--raw", is_flag=True, help="Print the manifest or index bytes exactly (manifest.json for an archive).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def inspect_command(source: str, raw: bool, as_json: bool) -> None:
-    """Summarise a layout, one of its images (oci:DIR:TAG) or a docker-archive.
+@registry_options
+def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOptions) -> None:
+    """Summarise a layout, one of its images (oci:DIR:TAG), a docker-archive or a registry image.
 
-    Shows tags, platforms, manifest and config digests, layer count and sizes, created and
-    entrypoint.
+    SOURCE is any source pyoci reads (docker://..., oci:..., oci-archive:..., docker-archive:...,
+    static:...). Shows tags, platforms, manifest and config digests, layer count and sizes,
+    created and entrypoint; --raw prints the exact manifest or index bytes.
     """
-    result = inspect(source)
+    result = inspect(source, options=registry)
     if raw:
         sys.stdout.buffer.write(result.raw)
         sys.stdout.buffer.flush()
