@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, need_tool, pull, run_pyoci, validate_layout
+from support.fault_proxy import FaultProxy
 from support.layouts import blob, document, entry, snapshot
 from support.registry import Registry, start_registry
 
-from pyoci import RegistryOptions, convert, copy, push
+from pyoci import RegistryOptions, convert, copy, merge, push
 from pyoci.errors import FormatError, RegistryError
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
 
@@ -190,3 +192,37 @@ def test_inspect_a_registry_image_as_skopeo_does(registry: Registry, pushed: str
     assert image["tags"] == ["1"] and image["descriptor"]["digest"] == pushed
     assert [p["platform"]["architecture"] for p in image["platforms"]] == ["amd64", "arm64", "arm", "386"]
     assert summary["kind"] == "docker"
+
+
+def test_merge_in_the_registry_downloads_no_layer(registry: Registry, tmp_path: Path) -> None:
+    """Four per-arch jobs push their image to a tag each; a last job makes the multi-arch tag in the registry."""
+    singles = {}
+    for arch in ("amd64", "arm64", "armv7", "386"):
+        result = push(str(FIXTURES / f"hello-{arch}.tar"), f"{registry.host}/ci/app:{arch}", options=FAST)
+        singles[arch] = str(result.digest)
+    proxy = FaultProxy(registry.port)
+    try:
+        sources = [f"docker://{proxy.host}/ci/app:{arch}" for arch in singles]
+        result = merge(sources, f"docker://{proxy.host}/ci/app:1.0", registry=FAST)
+        blob_gets = [(m, path) for m, path, _ in proxy.log if m == "GET" and "/blobs/" in path]
+        config_digests = set()
+        for arch in singles:
+            manifest = json.loads(skopeo_raw(f"docker://{registry.host}/ci/app:{arch}"))
+            config_digests.add(manifest["config"]["digest"])
+        # only configs are read (to learn each platform); no layer is downloaded
+        assert {path.rsplit("/", 1)[1] for _, path in blob_gets} <= config_digests
+        assert not [1 for m, path, _ in proxy.log if m in ("PUT", "PATCH") and "/blobs/" in path]
+    finally:
+        proxy.stop()
+    assert result.index is not None and [str(d.digest) for d in result.manifests] == list(singles.values())
+    raw = skopeo_raw(f"docker://{registry.host}/ci/app:1.0")
+    index = json.loads(raw)
+    assert index["mediaType"] == IMAGE_INDEX and [m["digest"] for m in index["manifests"]] == list(singles.values())
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64", "arm", "386"]
+    assert str(result.index.digest) == "sha256:" + hashlib.sha256(raw).hexdigest()
+    pulled = pull(f"{registry.host}/ci/app:1.0", tmp_path / "pulled")
+    assert pulled["digest"] == str(result.index.digest)
+    validate_layout(tmp_path / "pulled")
+    # a fifth job adds a platform to the tag: appended, the others kept
+    again = merge([str(FIXTURES / "hello-amd64.tar")], f"docker://{registry.host}/ci/app:1.0", registry=FAST)
+    assert [str(d.digest) for d in again.manifests] == list(singles.values())  # the very same amd64: no change

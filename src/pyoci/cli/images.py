@@ -30,6 +30,7 @@ from pyoci.transcode import LayerOptions
 @click.option("--flat", is_flag=True, help="Write the platform entries straight into index.json, untagged.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Image index annotation.")
 @layer_options
+@registry_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 def merge_command(
@@ -40,15 +41,18 @@ def merge_command(
     flat: bool,
     annotations: tuple[str, ...],
     options: LayerOptions,
+    registry: RegistryOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Merge per-platform images into one multi-platform image.
 
-    Each SOURCE is an OCI layout (oci:DIR[:TAG] or a directory) or a docker-archive (as convert
-    reads them). DESTINATION is a directory or oci:DIR[:TAG] (tag 'latest' when absent); merging into
-    an existing tag adds platforms. Prints the digest of the image index (with --flat, of each
-    platform manifest).
+    Each SOURCE is any source pyoci reads: an OCI layout (oci:DIR[:TAG] or a directory), a
+    docker-archive (as convert reads them), docker://..., static:..., oci-archive:....
+    DESTINATION is a directory, oci:DIR[:TAG], docker://HOST/REPO[:TAG] or static:DIR:REPO[:TAG]
+    (tag 'latest' when absent); merging into an existing tag adds platforms. In a registry, images
+    already there are not downloaded: their manifests are read and their blobs mounted. Prints the
+    digest of the image index (with --flat, of each platform manifest).
     """
     overrides = dict(parse_platform_override(text, len(sources)) for text in platforms)
     items = [MergeSource(source, overrides.get(i)) for i, source in enumerate(sources)]
@@ -59,6 +63,7 @@ def merge_command(
         replace=replace,
         annotations=dict(parse_annotation(text) for text in annotations),
         options=options,
+        registry=registry,
         progress=make_progress(quiet),
     )
     if as_json:
