@@ -22,6 +22,7 @@ so that everything printed can be redacted (:func:`pyoci.targets.http.redact`).
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class RegistryAuth(httpx.Auth):
             on a connection failure.
         allow_http_realm: a token realm may be plain HTTP (loopback registry or TLS checks off).
         secrets: the shared set every secret seen is added to, for redaction.
+        lock: held while the auth state changes (requests run in parallel threads).
     """
 
     domain: str
@@ -61,6 +63,7 @@ class RegistryAuth(httpx.Auth):
     fetch: Callable[[httpx.Request], tuple[int, httpx.Headers, bytes]]
     allow_http_realm: Callable[[httpx.URL], bool]
     secrets: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
     scheme: str | None = None
     challenge: Mapping[str, str] = field(default_factory=dict)
     token: str = ""
@@ -81,6 +84,10 @@ class RegistryAuth(httpx.Auth):
         Raises:
             AuthError: the 401 names neither Basic nor Bearer.
         """
+        with self.lock:
+            return self._learn(response)
+
+    def _learn(self, response: httpx.Response) -> str:
         challenges = parse_challenges(response.headers.get("www-authenticate", "")[:4096])
         self.token_expiry = 0.0
         for challenge in challenges:
@@ -100,6 +107,10 @@ class RegistryAuth(httpx.Auth):
             AuthError: credentials are needed and absent, or the token service refuses them.
             Transient: the token service cannot be reached or answers 429/5xx.
         """
+        with self.lock:
+            self._authorize(request, scopes)
+
+    def _authorize(self, request: httpx.Request, scopes: frozenset[str]) -> None:
         if self.scheme == "basic":
             creds = self.credentials()
             if creds is None:
