@@ -321,7 +321,6 @@ class RegistryClient:
 
     def _head_of(self, url: httpx.URL) -> tuple[int, httpx.Response]:
         """GET ``url`` without reading its body (the /v2/ answer's body is never needed)."""
-
         http = self._http()  # taken here: the caller may hold the lock the worker would wait for
 
         def run() -> httpx.Response:
@@ -365,7 +364,6 @@ class RegistryClient:
 
     def _fetch_token(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         """Send a token request (to the realm the registry named) and read its answer, bounded."""
-
         http = self._http()  # taken here: the auth flow holds the lock while it fetches a token
 
         def run() -> tuple[int, httpx.Headers, bytes]:
