@@ -7,12 +7,12 @@ import inspect
 import pyoci
 
 PUBLIC = {
-    "ArchiveError", "AuthError", "Compression", "ConvertResult", "ConvertedImage", "Descriptor",
+    "ArchiveError", "AuthError", "BuildResult", "Compression", "ConvertResult", "ConvertedImage", "Descriptor",
     "DiffIDMismatchError", "Digest", "DigestMismatchError", "FormatError", "Garbage", "GcResult",
     "ImageLayout", "InspectResult", "InspectedImage", "LayerOptions", "LayoutError", "MergeResult",
     "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "PushError", "PushResult",
     "PyociError", "RegistryOptions", "TagError", "UntagResult", "VerifyReport", "__version__",
-    "convert", "gc", "inspect", "merge", "push", "untag", "verify",
+    "build", "convert", "gc", "inspect", "merge", "push", "untag", "verify",
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ The public API is re-exported here; see each module for details.
 """
 
 from pyoci.archive.plan import ConvertedImage
+from pyoci.commands.build import BuildResult, build
 from pyoci.commands.convert import ConvertResult, convert
 from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.commands.inspect import InspectedImage, InspectResult, PlatformImage, inspect
@@ -35,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchiveError",
     "AuthError",
+    "BuildResult",
     "Compression",
     "ConvertResult",
     "ConvertedImage",
@@ -63,6 +65,7 @@ __all__ = [
     "UntagResult",
     "VerifyReport",
     "__version__",
+    "build",
     "convert",
     "gc",
     "inspect",

@@ -140,3 +140,7 @@ main.add_command(merge_command)
 main.add_command(inspect_command)
 main.add_command(untag_command)
 main.add_command(gc_command)
+
+from pyoci.cli.build import build_command  # noqa: E402
+
+main.add_command(build_command)
