@@ -154,6 +154,23 @@ def test_build_straight_to_a_registry_pulls_back_byte_exact(registry: Registry, 
     subprocess.run([*args, f"oci:{pulled}:p"], check=True)
     assert entry(pulled, "p")["digest"] == str(local.digest)
     assert snapshot(pulled / "blobs") == snapshot(tmp_path / "local" / "blobs")
+    # the pushed image as a registry base: its layers are kept, one more goes on top
+    extra = tmp_path / "extra"
+    extra.write_text("more\n")
+    on_top = build(
+        f"docker://{registry.host}/built/app:2.0",
+        base=f"docker://{registry.host}/built/app:1.0",
+        add=[f"{extra}:/etc/extra"],
+        registry=RegistryOptions(retry_delay=0.01),
+    )
+    assert [str(image.platform) for image in on_top.images] == [
+        "linux/amd64",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/386",
+    ]
+    for image, base_image in zip(on_top.images, local.images, strict=True):
+        assert image.layers[:-1] == base_image.layers and image.added == 1
 
 
 def make_tree(root: Path, mtime: int, owner: int | None) -> Path:
@@ -392,6 +409,30 @@ def test_other_destinations(tmp_path: Path) -> None:
     validate_layout(tmp_path / "z")
 
 
+def test_docker_archive_for_docker_load(tmp_path: Path) -> None:
+    skopeo = need_tool("skopeo")
+    dist = binaries(tmp_path / "dist")
+    archive = tmp_path / "app.tar"
+    result = build(
+        f"docker-archive:{archive}:example.com/app:1", platforms=["linux/arm/v7"], add=[ADD.format(dist=dist)]
+    )
+    assert (result.destination, result.tag) == (f"docker-archive:{archive}", "1")
+    with tarfile.open(archive) as tar:
+        [item] = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        ours = json.load(tar.extractfile(item["Config"]))  # type: ignore[arg-type]
+    assert item["RepoTags"] == ["example.com/app:1"]
+    assert item["Config"] == f"{result.images[0].config.digest.encoded}.json"  # the image ID docker load reports
+    info = json.loads(
+        subprocess.run([skopeo, "inspect", f"docker-archive:{archive}"], capture_output=True, check=True).stdout
+    )
+    assert (info["Os"], info["Architecture"]) == ("linux", "arm")
+    back = tmp_path / "back"
+    subprocess.run([skopeo, "copy", "-q", f"docker-archive:{archive}", f"oci:{back}:b"], check=True)
+    raw = subprocess.run([skopeo, "inspect", "--config", "--raw", f"oci:{back}:b"], capture_output=True, check=True)
+    config = json.loads(raw.stdout)
+    assert config["variant"] == "v7" and config["rootfs"] == ours["rootfs"]
+
+
 def test_json_output(tmp_path: Path) -> None:
     dist = binaries(tmp_path / "dist")
     proc = run_pyoci("build", "--json", *platform_args(), "--add", ADD.format(dist=dist), f"oci:{tmp_path / 'o'}:j")
@@ -498,8 +539,8 @@ def test_bad_environment_and_missing_platforms(tmp_path: Path, monkeypatch: pyte
         build(f"oci:{tmp_path / 'o'}", platforms=["linux/arm64", "linux/arm64/v8"])
     with pytest.raises(FormatError, match="not a digest"):
         build(f"oci:{tmp_path / 'o'}@sha256:{'0' * 64}", platforms=["linux/amd64"])
-    with pytest.raises(FormatError, match="build writes"):
-        build(f"docker-archive:{tmp_path / 'o.tar'}", platforms=["linux/amd64"])
+    with pytest.raises(FormatError, match="a docker-archive holds single-platform images"):
+        build(f"docker-archive:{tmp_path / 'o.tar'}", platforms=PLATFORMS)
     empty = tmp_path / "empty"
     build(f"oci:{empty}", platforms=["linux/amd64"])
     with pytest.raises(TagError):

@@ -19,7 +19,7 @@ from servers.token_issuer import TokenIssuer
 
 import pyoci
 from pyoci import RegistryOptions, push
-from pyoci.errors import AuthError, FormatError, PushError
+from pyoci.errors import AuthError, FormatError, RegistryError
 from pyoci.targets.auth import find_credentials, parse_challenges
 
 USER, PASSWORD = "alice", "s3cret-Pa55word"
@@ -106,10 +106,14 @@ def test_multi_arch_push_and_skip_existing(registry: Registry, layouts: dict[str
     assert entry["digest"] == str(first.digest)
     pulled = read_json(tmp_path / "pulled" / "blobs" / "sha256" / str(first.digest).split(":")[1])
     assert len(pulled["manifests"]) == 4
-    # second push: every blob is found by HEAD, nothing is uploaded
+    # second push: the index is there under the tag, so nothing below it is even asked about
     again = push(f"oci:{multi}:multi", f"docker://{registry.host}/multi:multi", options=FAST)
     assert again.digest == first.digest
-    assert (again.destinations[0].uploaded, again.destinations[0].skipped) == (0, 12)
+    counts = again.destinations[0]
+    assert (counts.uploaded, counts.skipped, counts.manifests, counts.manifests_skipped) == (0, 0, 0, 1)
+    # a new tag of the same index: one HEAD by digest, one PUT of the tag
+    tagged = push(f"oci:{multi}:multi", f"docker://{registry.host}/multi:again", options=FAST).destinations[0]
+    assert (tagged.uploaded, tagged.skipped, tagged.manifests, tagged.manifests_skipped) == (0, 0, 1, 0)
 
 
 def test_several_destinations_one_registry(registry: Registry, layouts: dict[str, Path], tmp_path: Path) -> None:
@@ -193,7 +197,7 @@ def test_retries_after_503_and_a_cut_patch(proxy: FaultProxy, layouts: dict[str,
 def test_retries_give_up_with_a_clear_error(proxy: FaultProxy, layouts: dict[str, Path]) -> None:
     proxy.faults = [Fault("PUT", "/manifests/", "503") for _ in range(3)]
     options = RegistryOptions(retry_times=2, retry_delay=0.01)
-    with pytest.raises(PushError, match=r"HTTP 503 \(after 3 attempts\)"):
+    with pytest.raises(RegistryError, match=r"HTTP 503 \(after 3 attempts\)"):
         push(layouts["single"], f"{proxy.host}/giveup:1", options=options)
 
 
@@ -376,12 +380,12 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
     tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
     reg = start_registry(tmp_path / "registry", http_extra=tls)
     try:
-        with pytest.raises(PushError, match="(?i)certificate verify failed"):
+        with pytest.raises(RegistryError, match="(?i)certificate verify failed"):
             push(layouts["single"], f"{reg.host}/tls:1", options=FAST)
         ok = push(layouts["single"], f"{reg.host}/tls:1", options=RegistryOptions(cert_dir=str(cert_dir)))
         assert ok.destinations[0].uploaded == 3
         insecure = push(layouts["single"], f"{reg.host}/tls:2", options=RegistryOptions(tls_verify=False))
-        assert insecure.destinations[0].skipped == 3
+        assert (insecure.destinations[0].uploaded, insecure.destinations[0].manifests) == (0, 1)  # the new tag
         cli = run_pyoci("push", "-q", "--cert-dir", str(cert_dir), str(layouts["single"]), f"{reg.host}/tls:3")
         assert cli.stdout.decode().strip() == str(ok.digest)
     finally:
@@ -391,5 +395,5 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
 def test_plain_http_refused_for_remote_hosts() -> None:
     # A non-loopback registry is only spoken to over verified HTTPS; the name does not resolve here.
     options = RegistryOptions(retry_times=0, timeout=2)
-    with pytest.raises(PushError, match="cannot connect over HTTPS"):
+    with pytest.raises(RegistryError, match="cannot connect over HTTPS"):
         push(str(FIXTURES / "hello-amd64.tar"), "docker://registry.invalid/app:1", options=options)

@@ -116,7 +116,8 @@ def test_reexport_adds_without_rewriting_blobs(layouts: dict[str, Path], tmp_pat
     blobs = sorted((root / "v2" / "app" / "blobs").iterdir())
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in blobs}
     again = push(layouts["single"], [f"static:{root}:app:2", f"static:{root}:copy:1"])
-    assert (again.destinations[0].skipped, again.destinations[0].uploaded) == (3, 0)
+    tagged = again.destinations[0]
+    assert (tagged.manifests_skipped, tagged.uploaded, tagged.skipped, tagged.manifests) == (0, 0, 0, 1)  # the tag
     assert (again.destinations[1].mounted, again.destinations[1].uploaded) == (3, 0)
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (root / "v2" / "app" / "blobs").iterdir()}
     assert after == before

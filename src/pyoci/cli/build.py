@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options
+from pyoci.cli.options import emit_json, layer_options, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.commands.build import build, parse_chown, parse_command, parse_key_value
-from pyoci.targets.registry import RegistryOptions
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
 
@@ -47,12 +47,7 @@ from pyoci.transcode import LayerOptions
     metavar="SECONDS",
     help="Time of the build: file mtimes, created, history (default: $SOURCE_DATE_EPOCH, else 0).",
 )
-@click.option("--creds", metavar="USER:PASSWORD", help="Registry credentials (else the auth files).")
-@click.option("--authfile", type=click.Path(dir_okay=False), help="containers-auth.json file to read credentials from.")
-@click.option("--cert-dir", type=click.Path(file_okay=False), help="Directory of *.crt CAs and *.cert/*.key pairs.")
-@click.option(
-    "--tls-verify", type=click.BOOL, default=True, show_default=True, help="Verify TLS; false also allows plain HTTP."
-)
+@registry_options
 @layer_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
@@ -72,19 +67,17 @@ def build_command(
     annotations: tuple[str, ...],
     chown: str | None,
     source_date_epoch: int | None,
-    creds: str | None,
-    authfile: str | None,
-    cert_dir: str | None,
-    tls_verify: bool,
+    registry: RegistryOptions,
     options: LayerOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Build an image for one or more platforms from files, reproducibly, and write it to DESTINATION.
 
-    DESTINATION is oci:DIR[:TAG] (or a directory), oci-archive:FILE[:TAG], docker://HOST/REPO[:TAG]
-    or static:DIR:REPO[:TAG]; tag 'latest' when absent. The --layer files, then one layer of every
-    --add, go on top of --from. Prints the digest of the image index (of the manifest for one platform).
+    DESTINATION is oci:DIR[:TAG] (or a directory), oci-archive:FILE[:TAG], docker://HOST/REPO[:TAG],
+    static:DIR:REPO[:TAG] (tag 'latest' when absent) or, for one platform, docker-archive:FILE[:NAME:TAG].
+    The --layer files, then one layer of every --add, go on top of --from (default: scratch).
+    Prints the digest of the image index (of the manifest for one platform).
     """
     result = build(
         destination,
@@ -103,7 +96,7 @@ def build_command(
         chown=parse_chown(chown) if chown is not None else None,
         source_date_epoch=source_date_epoch,
         options=options,
-        registry=RegistryOptions(creds=creds, authfile=authfile, cert_dir=cert_dir, tls_verify=tls_verify),
+        registry=registry,
         progress=make_progress(quiet),
     )
     if as_json:

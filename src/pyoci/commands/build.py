@@ -31,10 +31,11 @@ Rules (and where they come from):
   ``empty_layer`` history entry. Every other field of the base config is kept in place.
 * **Annotations** go on the image index and on each manifest.
 * **Destination**: any target of :class:`~pyoci.targets.session.Destinations` (``oci:``,
-  ``docker://``, ``static:``) or an ``oci-archive:``. New blobs are staged in a temporary layout (in
-  the destination layout when it is one, so they hard-link into place) and the image goes out
-  through the one copy loop, children first; a layout destination changes only at the end, so a
-  failed build writes nothing.
+  ``oci-archive:``, ``docker://``, ``static:``, and ``docker-archive:`` for one platform: it holds
+  single-platform images). New blobs are staged in a temporary layout (in the destination layout
+  when it is one, so they hard-link into place) and the image goes out through the one copy loop,
+  children first; a layout or file destination changes only at the end, so a failed build writes
+  nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -54,27 +54,26 @@ from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.archive.reader import BACKGROUND_WRITE_MIN
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, LayoutError, TagError
+from pyoci.errors import FormatError, TagError
 from pyoci.jsonio import dump_json, load_json
-from pyoci.layout.ociarchive import write_layout_tar
 from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.manifest import Index, Manifest
 from pyoci.platform import Platform
 from pyoci.progress import NoProgress, Progress
-from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference, expect, parse
-from pyoci.sources import LOCAL_SOURCES, open_source, staging_directory
+from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
+from pyoci.sources import ALL_SOURCES, open_source, staging_directory
 from pyoci.streams import Readable
 from pyoci.targets import BlobSource, Source, Target
+from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import copy_image
-from pyoci.targets.layout import LayoutSource, LayoutTarget, layout_target
-from pyoci.targets.registry import RegistryOptions
+from pyoci.targets.layout import LayoutSource, LayoutTarget
 from pyoci.targets.session import Destinations
 from pyoci.tarwrite import DIRECTORY, Stamp, TarEntry, TarStream, check_name, parent_entries, tree_entries
 from pyoci.transcode import LayerOptions, transcode_layer
-from pyoci.walk import PlatformImage, platform_images, walk
+from pyoci.walk import PlatformImage, platform_images
 
-DESTINATIONS = ("oci", "oci-archive", "docker", "static")
-"""The transports build writes (a docker-archive destination joins when its target exists)."""
+DESTINATIONS = ("oci", "oci-archive", "docker", "static", "docker-archive")
+"""The transports build writes."""
 
 EPOCH_VARIABLE = "SOURCE_DATE_EPOCH"
 _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last time RFC 3339 can write
@@ -462,9 +461,11 @@ def build(
 
     Args:
         destination: ``oci:DIR[:TAG]`` (or a directory), ``oci-archive:FILE[:TAG]``,
-            ``docker://HOST/REPO[:TAG]`` or ``static:DIR:REPO[:TAG]``; tag ``latest`` when absent.
+            ``docker://HOST/REPO[:TAG]``, ``static:DIR:REPO[:TAG]`` (tag ``latest`` when absent) or,
+            for one platform, ``docker-archive:FILE[:NAME:TAG]``.
         platforms: ``os/arch[/variant]`` values, in index order; empty: every platform of ``base``.
-        base: the base image (any source :func:`pyoci.sources.open_source` reads); None: scratch.
+        base: the base image (any source :func:`pyoci.sources.open_source` reads: a layout, an
+            archive, a registry or static tree image); None: scratch.
         add: ``SRC:DEST`` values or ``(SRC, DEST)`` pairs; together they make one layer.
         layers: tar files (plain, gzip or zstd) added as layers, before the ``add`` layer.
         entrypoint: ``Entrypoint`` (empty: removed); None keeps the base's.
@@ -487,25 +488,27 @@ def build(
     Raises:
         FormatError: a malformed reference or option, a missing ``--add`` source, a name clash, a
             platform missing from the base, or a ``--layer`` that is not a tar.
-        TagError, LayoutError, ArchiveError: the base cannot be read.
-        PushError: a registry destination refused the image.
+        TagError, LayoutError, ArchiveError, RegistryError: the base cannot be read.
+        RegistryError: a registry destination refused the image.
 
-    On any error a layout or oci-archive destination is left as it was.
+    On any error a layout or file destination is left as it was.
     """
     dest = expect(parse(destination, bare="layout"), DESTINATIONS, "build writes")
-    assert isinstance(dest, LayoutReference | ImageName | StaticReference)  # what expect() allowed
-    if dest.digest is not None:
+    assert isinstance(dest, ArchiveReference | LayoutReference | ImageName | StaticReference)  # what expect() allowed
+    if not isinstance(dest, ArchiveReference) and dest.digest is not None:
         raise FormatError(f"{dest}: build writes an image under a tag, not a digest")
     if isinstance(dest, StaticReference):
         dest.repo()
     requested = tuple(p if isinstance(p, Platform) else Platform.parse(p) for p in platforms)
+    if isinstance(dest, ArchiveReference) and len(requested) > 1:
+        raise FormatError(f"{dest}: a docker-archive holds single-platform images; build one --platform per archive")
     for i, platform in enumerate(requested):
         if any(platform.matches(other) for other in requested[:i]):
             raise FormatError(f"--platform {platform}: given twice")
     if base is None and not requested:
         raise FormatError("build: name the platforms to build (--platform os/arch[/variant]) or a base (--from)")
     if base is not None:
-        expect(parse(base), LOCAL_SOURCES, "build reads")
+        expect(parse(base), ALL_SOURCES, "build reads")
     recipe = _Recipe(
         platforms=requested,
         layers=tuple(os.fspath(layer) for layer in layers),
@@ -526,11 +529,9 @@ def build(
     for platform in requested:  # refuse missing sources and clashes before opening anything
         _check_inputs(recipe, platform)
     tag = _tag(dest)
-    if isinstance(dest, LayoutReference) and dest.archive:
-        return _build_oci_archive(dest, tag, base, recipe, progress)
     with Destinations(registry) as session:
         _, target = session.target(dest)
-        root, images = _build_into(target, tag, base, recipe, progress)
+        root, images = _build_into(session, target, tag, base, recipe, progress)
     return BuildResult(_destination_text(dest), tag, root, images)
 
 
@@ -543,11 +544,15 @@ def _check_inputs(recipe: _Recipe, platform: Platform) -> None:
         layer_entries(recipe.adds, platform, recipe.stamp)
 
 
-def _tag(dest: LayoutReference | ImageName | StaticReference) -> str:
+def _tag(dest: ArchiveReference | LayoutReference | ImageName | StaticReference) -> str:
+    if isinstance(dest, ArchiveReference):
+        return dest.name.tag or DEFAULT_TAG if dest.name is not None else DEFAULT_TAG
     return dest.tag or DEFAULT_TAG
 
 
-def _destination_text(dest: LayoutReference | ImageName | StaticReference) -> str:
+def _destination_text(dest: ArchiveReference | LayoutReference | ImageName | StaticReference) -> str:
+    if isinstance(dest, ArchiveReference):
+        return f"docker-archive:{dest.path}"
     if isinstance(dest, LayoutReference):
         return str(LayoutReference(dest.path, archive=dest.archive))
     if isinstance(dest, ImageName):
@@ -555,41 +560,25 @@ def _destination_text(dest: LayoutReference | ImageName | StaticReference) -> st
     return f"static:{dest.root}:{dest.repo()}"
 
 
-def _build_oci_archive(
-    dest: LayoutReference,
-    tag: str,
-    base: Reference | str | os.PathLike[str] | None,
-    recipe: _Recipe,
-    progress: Progress | None,
-) -> BuildResult:
-    # as convert: follow a symlink to the file it names; replace only a regular file
-    target = Path(os.path.realpath(dest.path))
-    if target.exists() and not target.is_file():
-        raise LayoutError(f"{dest.path}: exists and is not a regular file")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LayoutError(f"{dest.path}: cannot create its directory: {exc.strerror}") from exc
-    with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-", dir=target.parent) as tmp:
-        staging = Path(tmp) / "layout"
-        with layout_target(staging) as layout:
-            root, images = _build_into(layout, tag, base, recipe, progress)
-        write_layout_tar(staging, target)
-    return BuildResult(_destination_text(dest), tag, root, images)
-
-
 @contextlib.contextmanager
 def _open_base(
-    base: Reference | str | os.PathLike[str] | None, staging: Path | None, recipe: _Recipe, progress: Progress | None
+    session: Destinations,
+    base: Reference | str | os.PathLike[str] | None,
+    staging: Path | None,
+    recipe: _Recipe,
+    progress: Progress | None,
 ) -> Iterator[Source | None]:
     if base is None:
         yield None
         return
-    with open_source(base, what="build reads", staging=staging, options=recipe.options, progress=progress) as source:
+    with open_source(
+        base, what="build reads", staging=staging, options=recipe.options, progress=progress, session=session
+    ) as source:
         yield source
 
 
 def _build_into(
+    session: Destinations,
     target: Target,
     tag: str,
     base: Reference | str | os.PathLike[str] | None,
@@ -598,7 +587,7 @@ def _build_into(
 ) -> tuple[Descriptor, tuple[BuiltImage, ...]]:
     """Stage the new blobs, then copy the image into ``target`` under ``tag``; return the root and images."""
     local = target.layout.root if isinstance(target, LayoutTarget) else None
-    with staging_directory(local) as tmp, _open_base(base, local, recipe, progress) as source:
+    with staging_directory(local) as tmp, _open_base(session, base, local, recipe, progress) as source:
         staged = ImageLayout.create(tmp / "layout")
         pairs = _bases(source, recipe.platforms) if source is not None else [(p, None) for p in recipe.platforms]
         if source is not None and not recipe.platforms:
@@ -612,9 +601,7 @@ def _build_into(
         else:
             index = Index.build([image.manifest for image in images], recipe.annotations)
             root = staged.put_blob(index.raw, mediatype.IMAGE_INDEX)
-        overlay = _Overlay(LayoutSource(staged, verified=True), source)
-        nodes = list(walk(overlay, [root], children_first=True))
-        copy_image(overlay, nodes, target, tag, progress=progress)
+        copy_image(_Overlay(LayoutSource(staged, verified=True), source), root, target, tag, progress=progress)
     return root, images
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pyoci.archive.plan import ConvertedImage, import_archive
 from pyoci.errors import FormatError, LayoutError
-from pyoci.layout.ociarchive import write_layout_tar
+from pyoci.layout.ociarchive import write_tree_tar
 from pyoci.layout.store import ImageLayout, writing
 from pyoci.platform import Platform
 from pyoci.progress import Progress
@@ -40,7 +40,6 @@ from pyoci.sources import staging_directory
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import LayoutSource, layout_target
 from pyoci.transcode import LayerOptions
-from pyoci.walk import walk
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def _convert_with_platform(
         assert image.manifest.platform is not None  # import_archive records the config's platform
         chosen = image.manifest.platform.overridden_by(platform, str(src))
         source = LayoutSource(staged, verified=True)
-        copy_image(source, list(walk(source, [image.manifest], children_first=True)), target, None)
+        copy_image(source, image.manifest, target, None)
         target.commit()
         entries = [dataclasses.replace(entry, platform=chosen) for entry in staged.read_index().manifests]
         names = {entry.ref_name for entry in entries}
@@ -172,6 +171,6 @@ def _convert_to_oci_archive(
             options=options,
             progress=progress,
         )
-        write_layout_tar(Path(staging), target)
+        write_tree_tar(Path(staging), target)
         shutil.rmtree(staging)
     return ConvertResult(target, result.images)

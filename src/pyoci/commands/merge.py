@@ -43,7 +43,7 @@ from pyoci.targets import Source
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import SOURCE_ONLY_ANNOTATIONS, LayoutTarget, layout_target
 from pyoci.transcode import LayerOptions
-from pyoci.walk import PlatformImage, platform_images, walk
+from pyoci.walk import PlatformImage, platform_images
 
 
 @dataclass(frozen=True)
@@ -169,8 +169,7 @@ def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
 
 
 def _stage_image(target: LayoutTarget, source: Source, item: PlatformImage, progress: Progress | None) -> None:
-    nodes = list(walk(source, [item.descriptor], children_first=True))
-    copy_image(source, nodes, target, None, progress=progress)
+    copy_image(source, item.descriptor, target, None, progress=progress)
 
 
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:

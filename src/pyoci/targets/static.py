@@ -32,7 +32,7 @@ from typing import Any
 
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, PushError
+from pyoci.errors import FormatError, RegistryError
 from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
 from pyoci.jsonio import dump_json, load_json
 from pyoci.manifest import document_media_type
@@ -61,7 +61,7 @@ class StaticTree:
         try:
             self.v2.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise PushError(f"{self.root}: cannot create the static tree: {exc.strerror}") from exc
+            raise RegistryError(f"{self.root}: cannot create the static tree: {exc.strerror}") from exc
 
     def target(self, repository: str) -> StaticTarget:
         """The push target for ``repository``."""
@@ -95,7 +95,7 @@ class StaticTree:
             try:
                 found.update(load_json(catalog.read_bytes(), str(catalog)).get("repositories") or [])
             except (FormatError, AttributeError) as exc:
-                raise PushError(f"{catalog}: not a catalog: {exc}") from None
+                raise RegistryError(f"{catalog}: not a catalog: {exc}") from None
         for manifests in self.v2.rglob("manifests"):
             repo = manifests.parent.relative_to(self.v2).as_posix()
             if manifests.is_dir() and (manifests.parent / "blobs").is_dir():
@@ -113,7 +113,7 @@ class StaticTree:
             try:
                 media_type = document_media_type(raw, str(path))
             except FormatError as exc:
-                raise PushError(str(exc)) from None
+                raise RegistryError(str(exc)) from None
             out.append((path.name, media_type, Digest.of_bytes(raw)))
         return out
 
@@ -143,7 +143,7 @@ class StaticTree:
                 return
             write_atomic(path, data)
         except OSError as exc:
-            raise PushError(f"{path}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{path}: cannot write: {exc.strerror}") from exc
 
 
 class StaticTarget:
@@ -172,7 +172,7 @@ class StaticTarget:
 
         Raises:
             DigestMismatchError: the bytes do not match ``descriptor``.
-            PushError: the file cannot be written.
+            RegistryError: the file cannot be written.
         """
         holder = self.tree.holder(descriptor.digest)
         # another repository of the tree holds it: link instead of copying
@@ -191,7 +191,7 @@ class StaticTarget:
                     progress.advance(len(data))
             fsync_dir(path.parent)
         except OSError as exc:
-            raise PushError(f"{path}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{path}: cannot write: {exc.strerror}") from exc
         finally:
             progress.finish()
         self.tree.record(descriptor.digest, self.directory)
@@ -213,9 +213,15 @@ class StaticTarget:
         self.tree.record(descriptor.digest, self.directory)
         return True
 
-    def has_manifest(self, descriptor: Descriptor) -> bool:
-        """True when the manifest file named by its digest exists."""
-        return (self.directory / "manifests" / str(descriptor.digest)).is_file()
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """True when the manifest file named by its digest exists (with ``tag``: the tag's file holds those bytes)."""
+        manifests = self.directory / "manifests"
+        if tag is None:
+            return (manifests / str(descriptor.digest)).is_file()
+        try:
+            return Digest.of_bytes((manifests / tag).read_bytes()) == descriptor.digest
+        except FileNotFoundError:
+            return False
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
         """Write the manifest under its digest and, with ``tag``, under the tag (each atomically)."""
@@ -224,7 +230,7 @@ class StaticTarget:
             manifests.mkdir(parents=True, exist_ok=True)
             (self.directory / "blobs").mkdir(exist_ok=True)
         except OSError as exc:
-            raise PushError(f"{manifests}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{manifests}: cannot write: {exc.strerror}") from exc
         for name in dict.fromkeys(n for n in (str(descriptor.digest), tag) if n is not None):
             self.tree.write_file(manifests / name, raw)
         fsync_dir(manifests)
@@ -329,13 +335,13 @@ def upload_s3(root: Path | str, bucket: str, *, prefix: str = "", client: Any = 
         client: a boto3 S3 client (default: ``boto3.client("s3")``, configured by the usual AWS variables).
 
     Raises:
-        PushError: boto3 is not installed or an upload fails.
+        RegistryError: boto3 is not installed or an upload fails.
     """
     try:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        raise PushError("upload to S3 needs boto3: pip install 'pyoci[s3]'") from None
+        raise RegistryError("upload to S3 needs boto3: pip install 'pyoci[s3]'") from None
     s3 = client if client is not None else boto3.client("s3")
     count = 0
     for key, path, content_type in tree_objects(root):
@@ -351,5 +357,5 @@ def upload_s3(root: Path | str, bucket: str, *, prefix: str = "", client: Any = 
             s3.upload_file(str(path), bucket, full, ExtraArgs={"ContentType": content_type})
             count += 1
         except (BotoCoreError, ClientError, OSError) as exc:
-            raise PushError(f"s3://{bucket}/{full}: upload failed: {exc}") from exc
+            raise RegistryError(f"s3://{bucket}/{full}: upload failed: {exc}") from exc
     return count
