@@ -9,19 +9,19 @@ import json
 import os
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, blob, need_tool, read_json, run_pyoci, snapshot, validate_layout
-from servers.images import multi_layout, single_layout
-from servers.registry import Registry, start_registry
+from conftest import FIXTURES, need_tool, run_pyoci, validate_layout
+from support.archives import layer_tar
+from support.images import multi_layout, single_layout
+from support.layouts import blob, entry, snapshot
+from support.registry import Registry
 
 from pyoci import Compression, FormatError, LayerOptions, RegistryOptions, TagError, build
 from pyoci.commands.build import AddSpec, ConfigChanges, parse_command, parse_port, resolve_epoch
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST, LAYER_GZIP, LAYER_ZSTD
 
-REF_NAME = "org.opencontainers.image.ref.name"
 PLATFORMS = ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386"]
 PLATFORM_JSON = [
     {"architecture": "amd64", "os": "linux"},
@@ -46,12 +46,7 @@ def platform_args() -> list[str]:
     return [arg for platform in PLATFORMS for arg in ("--platform", platform)]
 
 
-def entry(layout: Path, tag: str) -> dict:
-    [found] = [m for m in read_json(layout / "index.json")["manifests"] if m["annotations"][REF_NAME] == tag]
-    return found
-
-
-def document(layout: Path, digest: str) -> dict:
+def blob_json(layout: Path, digest: str) -> dict:
     return json.loads(blob(layout, digest))
 
 
@@ -77,14 +72,14 @@ def test_four_binaries_make_one_four_platform_image(tmp_path: Path) -> None:
     top = entry(out, "1.0")
     assert top["mediaType"] == IMAGE_INDEX and "platform" not in top
     assert proc.stdout.decode() == top["digest"] + "\n"
-    index = document(out, top["digest"])
+    index = blob_json(out, top["digest"])
     assert index["annotations"] == {"org.opencontainers.image.description": "four binaries"}
     assert [m["platform"] for m in index["manifests"]] == PLATFORM_JSON
     for child, name, platform in zip(index["manifests"], FILE_NAMES, PLATFORM_JSON, strict=True):
-        manifest = document(out, child["digest"])
+        manifest = blob_json(out, child["digest"])
         assert child["mediaType"] == manifest["mediaType"] == IMAGE_MANIFEST
         assert manifest["annotations"] == {"org.opencontainers.image.description": "four binaries"}
-        config = document(out, manifest["config"]["digest"])
+        config = blob_json(out, manifest["config"]["digest"])
         assert {k: config[k] for k in platform} == platform and ("variant" in config) == ("variant" in platform)
         assert config["config"] == {"Entrypoint": ["/usr/bin/app"]}
         assert config["created"] == "1970-01-01T00:00:00Z"
@@ -127,14 +122,6 @@ def test_skopeo_reads_it_and_umoci_unpacks_each_platform(tmp_path: Path) -> None
         app = bundle / "rootfs/usr/bin/app"
         assert app.read_bytes() == (dist / name).read_bytes()
         assert os.access(app, os.X_OK)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    need_tool("docker-registry")
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
 
 
 def test_build_straight_to_a_registry_pulls_back_byte_exact(registry: Registry, tmp_path: Path) -> None:
@@ -223,7 +210,7 @@ def test_same_inputs_same_digests_whatever_mtimes_owners_and_umask(
     assert [i.manifest.digest for i in first.images] == [i.manifest.digest for i in second.images]
     out = tmp_path / "out1"
     for image in second.images:
-        config = document(out, str(image.config.digest))
+        config = blob_json(out, str(image.config.digest))
         assert config["created"] == "2023-11-14T22:13:20Z"
         assert {h["created"] for h in config["history"]} == {"2023-11-14T22:13:20Z"}
         members = layer_members(out, str(image.layers[-1].digest))
@@ -242,12 +229,12 @@ def test_chown_and_source_date_epoch_option(tmp_path: Path) -> None:
         "build", "--platform", "linux/amd64", "--add", f"{dist}:/srv/dist", "--chown", "1000:2000",
         "--source-date-epoch", "86400", f"oci:{out}:c",
     )  # fmt: skip
-    manifest = document(out, entry(out, "c")["digest"])
+    manifest = blob_json(out, entry(out, "c")["digest"])
     members = {m.name: m for m in layer_members(out, manifest["layers"][0]["digest"])}
     assert (members["srv"].uid, members["srv"].gid) == (0, 0)  # parents stay root's
     assert {(m.uid, m.gid) for name, m in members.items() if name.startswith("srv/dist")} == {(1000, 2000)}
     assert {m.mtime for m in members.values()} == {86400}
-    assert document(out, manifest["config"]["digest"])["created"] == "1970-01-02T00:00:00Z"
+    assert blob_json(out, manifest["config"]["digest"])["created"] == "1970-01-02T00:00:00Z"
 
 
 def test_one_platform_gives_a_manifest_and_layers_are_shared(tmp_path: Path) -> None:
@@ -275,8 +262,8 @@ def test_one_platform_gives_a_manifest_and_layers_are_shared(tmp_path: Path) -> 
 
 def test_from_a_layout_keeps_base_layers_and_changes_the_config(tmp_path: Path) -> None:
     base = single_layout(tmp_path / "base")
-    base_manifest = document(base, entry(base, "1.0")["digest"])
-    base_config = document(base, base_manifest["config"]["digest"])
+    base_manifest = blob_json(base, entry(base, "1.0")["digest"])
+    base_config = blob_json(base, base_manifest["config"]["digest"])
     extra = tmp_path / "extra.txt"
     extra.write_text("extra\n")
     out = tmp_path / "out"
@@ -294,11 +281,11 @@ def test_from_a_layout_keeps_base_layers_and_changes_the_config(tmp_path: Path) 
     )
     [image] = result.images
     assert str(image.platform) == "linux/amd64" and image.added == 1
-    manifest = document(out, str(result.digest))
+    manifest = blob_json(out, str(result.digest))
     assert manifest["layers"][:-1] == base_manifest["layers"]  # descriptors and bytes kept
     for layer in base_manifest["layers"]:
         assert blob(out, layer["digest"]) == blob(base, layer["digest"])
-    config = document(out, manifest["config"]["digest"])
+    config = blob_json(out, manifest["config"]["digest"])
     assert config["rootfs"]["diff_ids"][:-1] == base_config["rootfs"]["diff_ids"]
     assert len(config["rootfs"]["diff_ids"]) == len(base_config["rootfs"]["diff_ids"]) + 1
     assert config["history"][:-1] == base_config["history"]
@@ -318,15 +305,15 @@ def test_from_a_layout_keeps_base_layers_and_changes_the_config(tmp_path: Path) 
 
 def test_from_a_multi_platform_layout_picks_each_platforms_base(tmp_path: Path) -> None:
     base = multi_layout(tmp_path / "base")
-    base_index = document(base, entry(base, "multi")["digest"])
+    base_index = blob_json(base, entry(base, "multi")["digest"])
     dist = binaries(tmp_path / "dist")
     out = tmp_path / "out"
     result = build(f"oci:{out}:x", base=f"oci:{base}:multi", platforms=["linux/arm/v7", "linux/amd64"],
                    add=[ADD.format(dist=dist)], cmd=["--help"])  # fmt: skip
     for image, position in zip(result.images, [2, 0], strict=True):
-        base_manifest = document(base, base_index["manifests"][position]["digest"])
+        base_manifest = blob_json(base, base_index["manifests"][position]["digest"])
         assert [layer.to_json() for layer in image.layers[:-1]] == base_manifest["layers"]
-        assert document(out, str(image.config.digest))["config"]["Cmd"] == ["--help"]
+        assert blob_json(out, str(image.config.digest))["config"]["Cmd"] == ["--help"]
     # every platform of the base when none is named
     everything = build(f"oci:{out}:all", base=f"oci:{base}:multi", add=[ADD.format(dist=dist)])
     assert [str(image.platform) for image in everything.images] == [
@@ -345,7 +332,7 @@ def test_from_a_docker_archive_with_a_variant_set(tmp_path: Path) -> None:
     result = build(f"oci:{out}:x", base=str(FIXTURES / "hello-arm64.tar"), platforms=["linux/arm64/v8"], user="nobody")
     [image] = result.images
     assert image.added == 0 and len(image.layers) == 2
-    config = document(out, str(image.config.digest))
+    config = blob_json(out, str(image.config.digest))
     assert (config["architecture"], config["variant"], config["config"]["User"]) == ("arm64", "v8", "nobody")
     assert config["history"][-1] == {
         "created": "1970-01-01T00:00:00Z",
@@ -357,20 +344,10 @@ def test_from_a_docker_archive_with_a_variant_set(tmp_path: Path) -> None:
     validate_layout(out)
 
 
-def tar_bytes(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_layer_files_per_platform(tmp_path: Path) -> None:
     for arch in ("amd64", "arm64"):
-        (tmp_path / f"rootfs-{arch}.tar.gz").write_bytes(gzip.compress(tar_bytes({"etc/arch": arch.encode()}), mtime=0))
-    (tmp_path / "plain.tar").write_bytes(tar_bytes({"etc/plain": b"p"}))
+        (tmp_path / f"rootfs-{arch}.tar.gz").write_bytes(gzip.compress(layer_tar({"etc/arch": arch.encode()}), mtime=0))
+    (tmp_path / "plain.tar").write_bytes(layer_tar({"etc/plain": b"p"}))
     out = tmp_path / "out"
     result = build(
         f"oci:{out}:l",
@@ -381,7 +358,7 @@ def test_layer_files_per_platform(tmp_path: Path) -> None:
         gz, plain = image.layers
         assert gz.digest.encoded == hashlib.sha256((tmp_path / f"rootfs-{arch}.tar.gz").read_bytes()).hexdigest()
         assert plain.media_type == LAYER_GZIP
-        history = document(out, str(image.config.digest))["history"]
+        history = blob_json(out, str(image.config.digest))["history"]
         assert [h["created_by"] for h in history] == [
             f"pyoci build: layer rootfs-{arch}.tar.gz",
             "pyoci build: layer plain.tar",

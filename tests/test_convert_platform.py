@@ -8,8 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from archives import config_for, docker_archive, layer_tar
-from conftest import read_json, run_pyoci, snapshot, validate_layout
+from conftest import run_pyoci, validate_layout
+from support.archives import config_for, docker_archive, layer_tar
+from support.layouts import read_json, snapshot
 
 from pyoci import FormatError, convert, merge
 from pyoci.mediatype import IMAGE_INDEX

@@ -10,54 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, need_tool, read_json, run_pyoci
-from servers.fault_proxy import Fault, FaultProxy
-from servers.images import multi_layout, single_layout
-from servers.registry import Registry, htpasswd, start_registry
-from servers.tls import make_certificates
-from servers.token_issuer import TokenIssuer
+from conftest import FIXTURES, PASSWORD, USER, need_tool, pull, run_pyoci
+from support.fault_proxy import Fault, FaultProxy
+from support.layouts import entry, read_json
+from support.registry import Registry, start_registry
+from support.tls import make_certificates
+from support.token_issuer import TokenIssuer
 
 import pyoci
 from pyoci import RegistryOptions, push
 from pyoci.errors import AuthError, FormatError, RegistryError
 from pyoci.targets.auth import find_credentials, parse_challenges
 
-USER, PASSWORD = "alice", "s3cret-Pa55word"
 FAST = RegistryOptions(retry_times=3, retry_delay=0.01)
-
-
-@pytest.fixture(scope="session")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("layouts")
-    return {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    need_tool("docker-registry")
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture(scope="session")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    need_tool("docker-registry")
-    work = tmp_path_factory.mktemp("basic")
-    users = htpasswd(work / "htpasswd", {USER: PASSWORD})
-    reg = start_registry(work, f"auth:\n  htpasswd:\n    realm: pyoci-test\n    path: {users}\n")
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
-def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenIssuer]]:
-    need_tool("docker-registry")
-    issuer = TokenIssuer({USER: PASSWORD}, tmp_path / "issuer")
-    reg = start_registry(tmp_path / "registry", issuer.registry_auth())
-    yield reg, issuer
-    reg.stop()
-    issuer.stop()
 
 
 @pytest.fixture
@@ -65,21 +30,6 @@ def proxy(registry: Registry) -> Iterator[FaultProxy]:
     fault_proxy = FaultProxy(registry.port)
     yield fault_proxy
     fault_proxy.stop()
-
-
-def pull(reference: str, dest: Path, *creds: str) -> dict[str, object]:
-    """skopeo copy --all from the registry into an OCI layout; return its index.json entry."""
-    need_tool("skopeo")
-    args = ["skopeo", "copy", "--all", "--src-tls-verify=false", *creds, f"docker://{reference}", f"oci:{dest}:pulled"]
-    proc = subprocess.run(args, capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()
-    entry: dict[str, object] = read_json(dest / "index.json")["manifests"][0]
-    return entry
-
-
-def local_digest(layout: Path, tag: str) -> str:
-    entries = read_json(layout / "index.json")["manifests"]
-    return next(e["digest"] for e in entries if e["annotations"]["org.opencontainers.image.ref.name"] == tag)
 
 
 def test_cli_pushes_docker_archive_and_prints_registry_digest(registry: Registry, tmp_path: Path) -> None:
@@ -90,20 +40,20 @@ def test_cli_pushes_docker_archive_and_prints_registry_digest(registry: Registry
     printed = proc.stdout.decode().strip()
     assert digestfile.read_text() == printed
     # no tag given: the archive's own tag (RepoTags example.com/hello:1.0)
-    entry = pull(f"{registry.host}/cli:1.0", tmp_path / "pulled")
-    assert entry["digest"] == printed
+    pulled = pull(f"{registry.host}/cli:1.0", tmp_path / "pulled")
+    assert pulled["digest"] == printed
 
 
 def test_multi_arch_push_and_skip_existing(registry: Registry, layouts: dict[str, Path], tmp_path: Path) -> None:
     multi = layouts["multi"]
     first = push(f"oci:{multi}:multi", f"{registry.host}/multi", options=FAST)
-    assert str(first.digest) == local_digest(multi, "multi")
+    assert str(first.digest) == entry(multi, "multi")["digest"]
     assert first.media_type == pyoci.mediatype.IMAGE_INDEX
     counts = first.destinations[0]
     assert counts.reference == f"docker://{registry.host}/multi:multi"
     assert (counts.uploaded, counts.skipped, counts.manifests) == (12, 0, 5)  # 4 x (config + 2 layers); 4 + index
-    entry = pull(f"{registry.host}/multi:multi", tmp_path / "pulled")
-    assert entry["digest"] == str(first.digest)
+    pulled = pull(f"{registry.host}/multi:multi", tmp_path / "pulled")
+    assert pulled["digest"] == str(first.digest)
     pulled = read_json(tmp_path / "pulled" / "blobs" / "sha256" / str(first.digest).split(":")[1])
     assert len(pulled["manifests"]) == 4
     # second push: the index is there under the tag, so nothing below it is even asked about
@@ -133,7 +83,7 @@ def test_several_destinations_one_registry(registry: Registry, layouts: dict[str
 
 
 def test_digest_destination(registry: Registry, layouts: dict[str, Path]) -> None:
-    digest = local_digest(layouts["single"], "1.0")
+    digest = entry(layouts["single"], "1.0")["digest"]
     result = push(layouts["single"], f"{registry.host}/bydigest@{digest}", options=FAST)
     assert result.destinations[0].reference.endswith(f"bydigest@{digest}")
     wrong = "sha256:" + "0" * 64
@@ -148,7 +98,7 @@ def test_corrupt_local_blob_is_not_sent(proxy: FaultProxy, layouts: dict[str, Pa
 
     layout = tmp_path / "corrupt"
     shutil.copytree(layouts["single"], layout)
-    manifest = read_json(layout / "blobs" / "sha256" / local_digest(layout, "1.0").split(":")[1])
+    manifest = read_json(layout / "blobs" / "sha256" / entry(layout, "1.0")["digest"].split(":")[1])
     path = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]
     data = bytearray(path.read_bytes())
     data[-1] ^= 1

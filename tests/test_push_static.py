@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import read_json, run_pyoci
-from servers.images import multi_layout, single_layout
+from conftest import run_pyoci
+from support.images import multi_layout, single_layout
+from support.layouts import read_json
 
 from pyoci import mediatype, push
 from pyoci.targets.static import StaticTree
