@@ -545,9 +545,10 @@ def _check_inputs(recipe: _Recipe, platform: Platform) -> None:
 
 
 def _tag(dest: ArchiveReference | LayoutReference | ImageName | StaticReference) -> str:
-    if isinstance(dest, ArchiveReference):
-        return dest.name.tag or DEFAULT_TAG if dest.name is not None else DEFAULT_TAG
-    return dest.tag or DEFAULT_TAG
+    tag = dest.name.tag if isinstance(dest, ArchiveReference) and dest.name is not None else None
+    if not isinstance(dest, ArchiveReference):
+        tag = dest.tag
+    return tag or DEFAULT_TAG
 
 
 def _destination_text(dest: ArchiveReference | LayoutReference | ImageName | StaticReference) -> str:
