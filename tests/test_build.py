@@ -15,10 +15,10 @@ import pytest
 from conftest import FIXTURES, need_tool, run_pyoci, validate_layout
 from support.archives import layer_tar
 from support.images import multi_layout, single_layout
-from support.layouts import blob, entry, snapshot
+from support.layouts import blob, entry, read_json, snapshot
 from support.registry import Registry
 
-from pyoci import Compression, FormatError, LayerOptions, RegistryOptions, TagError, build
+from pyoci import Compression, FormatError, LayerOptions, RegistryOptions, TagError, build, push
 from pyoci.commands.build import AddSpec, ConfigChanges, parse_command, parse_port, resolve_epoch
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST, LAYER_GZIP, LAYER_ZSTD
 
@@ -29,6 +29,7 @@ PLATFORM_JSON = [
     {"architecture": "arm", "os": "linux", "variant": "v7"},
     {"architecture": "386", "os": "linux"},
 ]
+FAST = RegistryOptions(retry_delay=0.01)
 FILE_NAMES = ["app-linux-amd64", "app-linux-arm64", "app-linux-armv7", "app-linux-386"]
 ADD = "{dist}/app-{{os}}-{{arch}}{{variant}}:/usr/bin/app"
 
@@ -132,7 +133,7 @@ def test_build_straight_to_a_registry_pulls_back_byte_exact(registry: Registry, 
         f"docker://{registry.host}/built/app:1.0",
         platforms=PLATFORMS,
         add=[ADD.format(dist=dist)],
-        registry=RegistryOptions(retry_delay=0.01),
+        registry=FAST,
     )
     assert pushed.digest == local.digest  # reproducible: the same image whatever the destination
     assert pushed.destination == f"docker://{registry.host}/built/app" and pushed.tag == "1.0"
@@ -141,6 +142,9 @@ def test_build_straight_to_a_registry_pulls_back_byte_exact(registry: Registry, 
     subprocess.run([*args, f"oci:{pulled}:p"], check=True)
     assert entry(pulled, "p")["digest"] == str(local.digest)
     assert snapshot(pulled / "blobs") == snapshot(tmp_path / "local" / "blobs")
+    # the local build pushed with pyoci push lands under the same digest
+    pushed_again = push(f"oci:{tmp_path / 'local'}:1.0", f"{registry.host}/built/pushed:1.0", options=FAST)
+    assert pushed_again.digest == local.digest
     # the pushed image as a registry base: its layers are kept, one more goes on top
     extra = tmp_path / "extra"
     extra.write_text("more\n")
@@ -148,7 +152,7 @@ def test_build_straight_to_a_registry_pulls_back_byte_exact(registry: Registry, 
         f"docker://{registry.host}/built/app:2.0",
         base=f"docker://{registry.host}/built/app:1.0",
         add=[f"{extra}:/etc/extra"],
-        registry=RegistryOptions(retry_delay=0.01),
+        registry=FAST,
     )
     assert [str(image.platform) for image in on_top.images] == [
         "linux/amd64",
@@ -322,6 +326,17 @@ def test_from_a_multi_platform_layout_picks_each_platforms_base(tmp_path: Path) 
         "linux/arm/v7",
         "linux/386",
     ]
+    # an attestation manifest (buildx: platform unknown/unknown) is no platform to build
+    attested = {**base_index, "manifests": [*base_index["manifests"], {**base_index["manifests"][0], "platform": {
+        "architecture": "unknown", "os": "unknown"}}]}  # fmt: skip
+    raw = json.dumps(attested).encode()
+    new_index = tmp_path / "base" / "blobs" / "sha256" / hashlib.sha256(raw).hexdigest()
+    new_index.write_bytes(raw)
+    index_json = read_json(tmp_path / "base" / "index.json")
+    index_json["manifests"][0] |= {"digest": f"sha256:{new_index.name}", "size": len(raw)}
+    (tmp_path / "base" / "index.json").write_text(json.dumps(index_json))
+    again = build(f"oci:{out}:all2", base=f"oci:{base}:multi", add=[ADD.format(dist=dist)])
+    assert [image.manifest.digest for image in again.images] == [image.manifest.digest for image in everything.images]
     with pytest.raises(FormatError, match="no image for platform linux/s390x"):
         build(f"oci:{out}:y", base=f"oci:{base}:multi", platforms=["linux/s390x"])
     validate_layout(out)

@@ -20,7 +20,7 @@ from pyoci.transcode import LayerOptions
     metavar="OS/ARCH[/VARIANT]",
     help="A platform to build, in index order (repeatable). Default: every platform of --from.",
 )
-@click.option("--from", "base", metavar="SOURCE", help="Base image (oci:DIR[:TAG], an archive...). Default: scratch.")
+@click.option("--from", "base", metavar="SOURCE", help="Base image: oci:, docker://, an archive... Default: scratch.")
 @click.option(
     "--add",
     "adds",

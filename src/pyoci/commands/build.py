@@ -10,7 +10,8 @@ Rules (and where they come from):
   multi-platform base gives each platform the image its index lists for it (a missing platform is an
   error naming it); a single-image base serves the one platform it is for (os and architecture must
   agree with its config, the variant may be set: :meth:`~pyoci.platform.Platform.overridden_by`).
-  Without ``--platform``, every platform of the base is built.
+  Without ``--platform``, every platform of the base is built (entries for ``unknown/unknown``, the
+  attestation manifests buildx adds, are left out).
 * **New layers**, on top of the base's: each ``--layer`` file (a tar, plain, gzip or zstd, through
   :func:`~pyoci.transcode.transcode_layer`: kept byte for byte when already in the output codec),
   then one layer holding every ``--add``, written by :mod:`pyoci.tarwrite` (the reproducibility
@@ -619,7 +620,8 @@ def _bases(source: Source, requested: Sequence[Platform]) -> list[tuple[Platform
     root = roots[0][0]
     images = platform_images(source, root)
     if not requested:
-        return [(image.platform, image) for image in images]
+        # buildx lists its attestation manifests as unknown/unknown: they are no platform to build
+        return [(image.platform, image) for image in images if image.platform.os != "unknown"]
     where = f"--from {source.name}"
     if root.media_type in mediatype.MANIFEST_TYPES:
         [image] = images
