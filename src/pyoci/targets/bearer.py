@@ -104,8 +104,7 @@ class RegistryAuth(httpx.Auth):
             creds = self.credentials()
             if creds is None:
                 raise AuthError(f"{self.domain}: authentication required and no credentials found", status=401)
-            basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-            request.headers["Authorization"] = f"Basic {basic}"
+            request.headers["Authorization"] = f"Basic {self._basic(creds)}"
         elif self.scheme == "bearer":
             wanted = merge_scopes(self.token_scopes | scopes)
             if not self.token or wanted != self.token_scopes or time.monotonic() >= self.token_expiry:
@@ -125,11 +124,14 @@ class RegistryAuth(httpx.Auth):
         params: dict[str, str | list[str]] = {"client_id": "pyoci", "scope": sorted(scopes)}
         if service:
             params["service"] = service
-        headers = {}
-        if creds is not None:
-            basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-            headers["Authorization"] = f"Basic {basic}"
+        headers = {"Authorization": f"Basic {self._basic(creds)}"} if creds is not None else {}
         return httpx.Request("GET", realm, params=params, headers=headers)
+
+    def _basic(self, creds: Credentials) -> str:
+        """The Basic credentials (RFC 7617), also kept as a secret: a server may echo the header back."""
+        basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        self.secrets.add(basic)
+        return basic
 
     def _take_token(self, status: int, headers: httpx.Headers, body: bytes, scopes: frozenset[str]) -> None:
         creds = self.credentials()

@@ -14,7 +14,8 @@ Rules, and where they come from:
 * retries: connection errors, 5xx and 429 (``Retry-After`` honoured, at most 60 s) are retried
   with exponential backoff from ``retry_delay`` (at most 30 s per wait), ``retry_times`` times;
 * answers are read with a bound (:func:`~pyoci.targets.http.read_bounded`), and asked for
-  uncompressed (``Accept-Encoding: identity``);
+  uncompressed (``Accept-Encoding: identity``); every request that does not stream a blob must
+  be answered whole within ``timeout`` seconds (a server dripping one byte at a time is cut off);
 * an unexpected answer becomes a :class:`~pyoci.errors.RegistryError` with its status and the
   distribution-spec error codes of its body (``spec.md`` "Error Codes"), redacted.
 
@@ -27,6 +28,7 @@ import contextlib
 import ipaddress
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -299,18 +301,57 @@ class RegistryClient:
 
     def _head_of(self, url: httpx.URL) -> tuple[int, httpx.Response]:
         """GET ``url`` without reading its body (the /v2/ answer's body is never needed)."""
-        response = self._http().send(self._http().build_request("GET", url), stream=True)
-        response.close()
+
+        def run() -> httpx.Response:
+            response = self._http().send(self._http().build_request("GET", url), stream=True)
+            response.close()
+            return response
+
+        response = self._within(run, f"GET {url.path}")
         return response.status_code, response
+
+    def _within(self, call: Callable[[], T], what: str) -> T:
+        """Run ``call`` (one whole request) with a deadline of ``timeout`` seconds.
+
+        A request past its deadline is abandoned: its thread is left to fail on its own (it is a
+        daemon, so it never keeps the process alive) and the connection pool is replaced.
+
+        Raises:
+            Transient: the deadline passed.
+        """
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name="pyoci-request", daemon=True)
+        worker.start()
+        worker.join(self.options.timeout)
+        if worker.is_alive():
+            stuck, self._http_client = self._http_client, None
+            if stuck is not None:
+                threading.Thread(target=stuck.close, daemon=True).start()
+            raise Transient(f"{what}: no complete answer within {self.options.timeout:g} s")
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _fetch_token(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         """Send a token request (to the realm the registry named) and read its answer, bounded."""
-        try:
+
+        def run() -> tuple[int, httpx.Headers, bytes]:
             response = self._http().send(request, stream=True)
             try:
                 return response.status_code, response.headers, read_bounded(response, MAX_TOKEN_ANSWER, "token")
             finally:
                 response.close()
+
+        try:
+            return self._within(run, f"{self.domain}: token service {request.url.host}")
         except httpx.TransportError as exc:
             raise Transient(f"{self.domain}: token service {request.url.host}: {_describe(exc)}") from exc
 
@@ -395,15 +436,21 @@ class RegistryClient:
             Transient: a connection error.
             RegistryError: ``strict`` and the body is longer than ``limit``.
         """
-        with self.stream(
-            method, url, scopes=scopes, headers=headers, content=content, follow_redirects=follow_redirects
-        ) as response:
-            what = f"{self.domain}: {method} {response.url.path}"
-            if strict or response.status_code < 300:
-                body = read_bounded(response, limit, what) if strict else _read_some(response, limit)
-            else:
-                body = _read_some(response, MAX_ERROR_BODY)
-            return Answer(response.status_code, response.headers, body, response.url)
+
+        def run() -> Answer:
+            with self.stream(
+                method, url, scopes=scopes, headers=headers, content=content, follow_redirects=follow_redirects
+            ) as response:
+                what = f"{self.domain}: {method} {response.url.path}"
+                if response.status_code < 300:
+                    body = read_bounded(response, limit, what, truncate=not strict)
+                else:
+                    body = read_bounded(response, MAX_ERROR_BODY, what, truncate=True)
+                return Answer(response.status_code, response.headers, body, response.url)
+
+        if isinstance(content, Iterator):
+            return run()  # a blob upload: its connection's own timeouts bound it, its size does not
+        return self._within(run, f"{method} {url}")
 
     def request(
         self,
@@ -493,18 +540,6 @@ class RegistryClient:
 
 def _retry_after(answer: Answer) -> float | None:
     return retry_after(httpx.Response(answer.status, headers=answer.headers))
-
-
-def _read_some(response: httpx.Response, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the raw body; the rest is left unread (the connection is closed)."""
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_raw():
-        parts.append(chunk[: limit - size])
-        size += len(parts[-1])
-        if size >= limit:
-            break
-    return b"".join(parts)
 
 
 def _printable(text: str) -> str:

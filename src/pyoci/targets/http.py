@@ -63,26 +63,33 @@ def retry_after(response: httpx.Response) -> float | None:
     return min(seconds, MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
-def read_bounded(response: httpx.Response, limit: int, what: str) -> bytes:
+def read_bounded(response: httpx.Response, limit: int, what: str, truncate: bool = False) -> bytes:
     """Read the body of a streamed ``response``, at most ``limit`` bytes after decompression.
 
     ``Content-Encoding`` gzip or deflate is decompressed here with a bounded output, so a small
     compressed answer cannot expand into gigabytes; other encodings are refused.
 
+    Args:
+        response: a response opened with ``stream=True``, body unread.
+        limit: the most bytes kept.
+        what: names the request in messages.
+        truncate: keep the first ``limit`` bytes of a longer body (an error answer) instead of failing.
+
     Raises:
-        RegistryError: the body is larger than ``limit``, or in an encoding pyoci does not read.
+        RegistryError: the body is larger than ``limit`` (and not ``truncate``), or in an encoding
+            pyoci does not read.
     """
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
         message = f"{what}: answer in an unsupported content encoding {encoding!r}"
         raise RegistryError(message, status=response.status_code)
     inflate = None if encoding in ("", "identity") else zlib.decompressobj(zlib.MAX_WBITS | 32)
-    parts: list[bytes] = []
-    size = 0
+    body = bytearray()
     for chunk in response.iter_raw():
-        data = chunk if inflate is None else inflate.decompress(chunk, limit + 1 - size)
-        size += len(data)
-        if size > limit or (inflate is not None and inflate.unconsumed_tail):
+        data = chunk if inflate is None else inflate.decompress(chunk, limit + 1 - len(body))
+        body += data
+        if len(body) > limit or (inflate is not None and inflate.unconsumed_tail):
+            if truncate:
+                return bytes(body[:limit])
             raise RegistryError(f"{what}: answer larger than {limit} bytes", status=response.status_code)
-        parts.append(data)
-    return b"".join(parts)
+    return bytes(body)

@@ -29,17 +29,19 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import AuthError, BlobNotFoundError, DigestMismatchError, RegistryError
-from pyoci.jsonio import MAX_DOCUMENT_SIZE
 from pyoci.progress import Progress
 from pyoci.reference import ImageName
 from pyoci.streams import Readable, ReaderBase, VerifyingReader
 from pyoci.targets import BlobSource
 from pyoci.targets.auth import repository_scope
 from pyoci.targets.client import Answer, RegistryClient
-from pyoci.targets.http import RETRY_STATUSES, Transient, retry_after
+from pyoci.targets.http import MAX_ERROR_BODY, RETRY_STATUSES, Transient, read_bounded, retry_after
 
 READ_SIZE = 1 << 20
 """Bytes read from a source (and sent) at a time."""
+MAX_MANIFEST_SIZE = 4 << 20
+"""Largest manifest, index or config read from a registry, in bytes (the distribution registry's own
+limit on manifest bodies; real ones are a few KiB)."""
 MANIFEST_ACCEPT = ", ".join(
     (mediatype.IMAGE_INDEX, mediatype.IMAGE_MANIFEST, mediatype.DOCKER_MANIFEST_LIST, mediatype.DOCKER_MANIFEST)
 )
@@ -295,7 +297,7 @@ class RegistrySource:
             self._path("manifests", reference),
             scopes=self._scope,
             headers={"Accept": MANIFEST_ACCEPT},
-            limit=MAX_DOCUMENT_SIZE,
+            limit=MAX_MANIFEST_SIZE,
             strict=True,
             what=f"GET manifest {reference}",
         )
@@ -337,7 +339,7 @@ class RegistrySource:
         cached = self._documents.get(descriptor.digest)
         if cached is not None:
             return cached
-        if descriptor.size > MAX_DOCUMENT_SIZE:
+        if descriptor.size > MAX_MANIFEST_SIZE:
             raise RegistryError(f"{self.name}: {descriptor.digest}: {descriptor.size} bytes is too large a document")
         if descriptor.media_type in mediatype.MANIFEST_TYPES | mediatype.INDEX_TYPES:
             _, raw = self.fetch_manifest(str(descriptor.digest))
@@ -376,7 +378,7 @@ class RegistrySource:
             if response.status_code == 404:
                 raise BlobNotFoundError(f"{self.name}: blob {descriptor.digest} is missing")
             if response.status_code != 200:
-                body = response.read()[:4096] if response.status_code < 500 else b""
+                body = read_bounded(response, MAX_ERROR_BODY, self.name, truncate=True)
                 answer = Answer(response.status_code, response.headers, body, response.url)
                 raise self.client.error(answer, f"{self.repository}: GET blob {descriptor.digest}")
             yield VerifyingReader(_ResponseReader(response), descriptor.digest, descriptor.size, self.name)
