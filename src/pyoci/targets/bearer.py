@@ -76,20 +76,22 @@ class RegistryAuth(httpx.Auth):
             self.authorize(request, request.extensions.get(SCOPES, frozenset()))
         yield request
 
-    def learn(self, response: httpx.Response) -> str:
+    def learn(self, response: httpx.Response, sent: str | None = None) -> str:
         """Record the scheme a registry 401 asks for; return the scope it names (may be empty).
 
-        A refused token is not reused: the next request fetches a new one.
+        A refused token is not reused: the next request fetches a new one, unless ``sent`` (the
+        ``Authorization`` the refused request carried) shows another thread has replaced it already.
 
         Raises:
             AuthError: the 401 names neither Basic nor Bearer.
         """
         with self.lock:
-            return self._learn(response)
+            return self._learn(response, sent)
 
-    def _learn(self, response: httpx.Response) -> str:
+    def _learn(self, response: httpx.Response, sent: str | None) -> str:
         challenges = parse_challenges(response.headers.get("www-authenticate", "")[:4096])
-        self.token_expiry = 0.0
+        if sent is None or sent == f"Bearer {self.token}":
+            self.token_expiry = 0.0
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.params.get("realm"):
                 self.scheme, self.challenge = "bearer", challenge.params

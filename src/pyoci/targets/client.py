@@ -419,7 +419,7 @@ class RegistryClient:
             if response.status_code != 401 or attempt > 0 or not same_origin(response.url, auth.origin):
                 break
             already = "Authorization" in request.headers
-            scope = auth.learn(response)
+            scope = auth.learn(response, request.headers.get("Authorization"))
             if isinstance(content, Iterator) or (auth.scheme == "basic" and already):
                 break
             response.close()
