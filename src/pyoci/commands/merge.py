@@ -154,13 +154,8 @@ class _Entry:
 
 
 def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
-    config = item.config.platform
-    if (platform.os, platform.architecture) != (config.os, config.architecture):
-        raise FormatError(
-            f"{where}: --platform {platform} contradicts the image config's {config.os}/{config.architecture}"
-        )
-    known = item.platform
-    return Platform(platform.os, platform.architecture, platform.variant, known.os_version, known.os_features)
+    checked = item.config.platform.overridden_by(platform, where)
+    return dataclasses.replace(checked, os_version=item.platform.os_version, os_features=item.platform.os_features)
 
 
 def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
