@@ -95,18 +95,6 @@ def parse_platform_override(text: str, count: int) -> tuple[int, Platform]:
     return int(number) - 1, Platform.parse(platform_text)
 
 
-def parse_annotation(text: str) -> tuple[str, str]:
-    """Parse ``KEY=VALUE`` (image-spec ``annotations.md``: keys are non-empty strings).
-
-    Raises:
-        FormatError: no ``=`` or an empty key.
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise FormatError(f"annotation {text!r}: expected KEY=VALUE")
-    return key, value
-
-
 @dataclass(frozen=True)
 class MergeResult:
     """What :func:`merge` wrote.
