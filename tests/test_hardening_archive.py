@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from bounded import END, MAX_RSS_MIB, Outcome, header, run_bounded
+from archives import config_for, docker_archive, layer_tar, simple_archive
+from bounded import END, MAX_RSS_MIB, Outcome, endless, header, run_bounded
+from conftest import FIXTURES, run_pyoci, snapshot
 
-from pyoci import tarstream
+from pyoci import convert, tarstream
 from pyoci.errors import ArchiveError
 from pyoci.tarstream import BLOCK, MAX_EXTENDED_TOTAL, MAX_MEMBERS, TarReader
 
@@ -140,3 +146,115 @@ def test_pax_cpu_bomb(tmp_path: Path) -> None:
     outcome = run_bounded("convert", str(bomb), str(tmp_path / "out"))
     assert_error(outcome, f"{bomb}: too large: more than 16777216 bytes of extended headers (pax, long names)", 20)
     assert not (tmp_path / "out").exists()
+
+
+def test_dev_zero_ends(tmp_path: Path) -> None:
+    outcome = run_bounded("convert", "/dev/zero", str(tmp_path / "out"))
+    assert_error(outcome, "/dev/zero: more than 1048576 bytes follow the tar end-of-archive marker at byte 0")
+    assert not (tmp_path / "out").exists()
+
+
+def test_archive_then_endless_zeros_on_stdin(tmp_path: Path) -> None:
+    archive = simple_archive()
+    end = len(archive.rstrip(b"\0")) + (-len(archive.rstrip(b"\0")) % BLOCK)
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(archive))
+    assert_error(outcome, f"stdin: more than 1048576 bytes follow the tar end-of-archive marker at byte {end}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_gzip_archive_then_endless_zeros_on_stdin(tmp_path: Path) -> None:
+    # the gzip reader skips zero padding between members: the raw zeros never become data
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(gzip.compress(simple_archive())))
+    assert_error(outcome, "stdin: more than 16777216 bytes of compressed input without any data (zero padding")
+
+
+def test_gzip_header_with_endless_file_name(tmp_path: Path) -> None:
+    flagged = b"\x1f\x8b\x08\x08" + bytes(6)  # FNAME set: a zero-terminated name follows
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(flagged, b"n" * MiB))
+    assert_error(outcome, "stdin: truncated or corrupt compressed archive: Gzip header exceeds input buffer size")
+
+
+def test_endless_skippable_zstd_frames(tmp_path: Path) -> None:
+    import zstandard
+
+    skippable = b"\x50\x2a\x4d\x18" + (MiB - 8).to_bytes(4, "little") + bytes(MiB - 8)  # RFC 8878 3.1.2
+    first = zstandard.ZstdCompressor().compress(b"")  # a frame with nothing in it: sniffed as zstd
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(first + skippable, skippable))
+    assert_error(outcome, "stdin: more than 16777216 bytes of compressed input without any data")
+
+
+def test_gzip_of_endless_zeros(tmp_path: Path) -> None:
+    member_of_zeros = gzip.compress(bytes(8 * MiB), compresslevel=1)  # many gzip members of zeros, no end
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(member_of_zeros, member_of_zeros))
+    assert_error(outcome, "stdin: more than 1048576 bytes follow the tar end-of-archive marker at byte 0")
+
+
+def test_zstd_archive_then_zeros_is_corrupt(tmp_path: Path) -> None:
+    import zstandard
+
+    framed = zstandard.ZstdCompressor().compress(simple_archive())
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=endless(framed))
+    assert_error(outcome, "stdin: truncated or corrupt compressed archive: zstd decompress error")
+
+
+@pytest.mark.parametrize("tail", [bytes(MiB - 20 * BLOCK), b"not a tar" * 1000])
+def test_up_to_a_mebibyte_after_the_end_is_ignored(tmp_path: Path, tail: bytes) -> None:
+    plain = simple_archive()
+    reference = convert(str(_write(tmp_path, "plain.tar", plain)), str(tmp_path / "ref")).images[0].manifest.digest
+    for name, data in (("tail.tar", plain + tail), ("tail.tar.gz", gzip.compress(plain + tail))):
+        result = convert(str(_write(tmp_path, name, data)), str(tmp_path / name.replace(".", "-")))
+        assert result.images[0].manifest.digest == reference
+
+
+def _write(directory: Path, name: str, data: bytes) -> Path:
+    path = directory / name
+    path.write_bytes(data)
+    return path
+
+
+def assert_refused(tmp_path: Path, source: Path, message: str) -> None:
+    """Converting ``source`` fails with one line holding ``message``; a new destination is not created
+    and an existing layout is left byte for byte as it was."""
+    existing = tmp_path / "existing"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{existing}:keep")
+    before = snapshot(existing)
+    for destination in (tmp_path / "new", existing):
+        proc = run_pyoci("convert", str(source), f"oci:{destination}:t", check=False)
+        err = proc.stderr.decode()
+        assert proc.returncode == 1, err
+        assert err.startswith("pyoci: error: ") and err.count("\n") == 1, err
+        assert message in err, err
+    assert not (tmp_path / "new").exists()
+    assert snapshot(existing) == before
+
+
+def test_corrupt_deflate_block_in_a_gzip_layer(tmp_path: Path) -> None:
+    layer = layer_tar({"a": os.urandom(20000)})
+    compressed = bytearray(gzip.compress(layer, mtime=0))
+    compressed[10] = 0x07  # the first deflate block: final, of type 3, which does not exist (RFC 1951 3.2.3)
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": ["l.tar.gz"]}]).encode()
+    members = [("l.tar.gz", bytes(compressed), None), ("c.json", config_for([layer]), None)]
+    path = _write(tmp_path, "a.tar", docker_archive([*members, ("manifest.json", manifest, None)]))
+    assert_refused(tmp_path, path, f"{path}: l.tar.gz: corrupt gzip layer data: Error -1 Invalid deflate block found")
+
+
+def test_closed_stdin(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyoci", "convert", "-", str(tmp_path / "out")],
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stderr.decode()) == (1, "pyoci: error: stdin: is closed, nothing to read\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_stdin_that_cannot_be_read(tmp_path: Path) -> None:
+    with open(tmp_path / "w", "wb") as write_only:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pyoci", "convert", "-", str(tmp_path / "out")],
+            stdin=write_only,
+            capture_output=True,
+            timeout=60,
+        )
+    assert (proc.returncode, proc.stderr.decode()) == (1, "pyoci: error: stdin: cannot read: Bad file descriptor\n")

@@ -30,7 +30,7 @@ from pyoci.errors import ArchiveError, FormatError
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, load_json
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import BlobSink, PrefixedReader, Readable, read_exactly_head
-from pyoci.tarstream import DIRECTORY, TarMember, TarReader
+from pyoci.tarstream import BLOCK, DIRECTORY, TarMember, TarReader
 from pyoci.transcode import LayerOptions, LayerResult, feed_layer
 
 MANIFEST_FILE = "manifest.json"
@@ -40,6 +40,9 @@ BACKGROUND_WRITE_MIN = 8 << 20
 """Layers above this many bytes are hashed and written on a thread of their own."""
 SMALL_MEMBER = 4096
 """Members up to this many bytes are kept in memory and staged only if referenced."""
+
+TRAILER_LIMIT = 1 << 20
+"""Bytes that may follow the tar end-of-archive marker (record padding; any blocking factor up to 2048)."""
 
 _SNIFF = 512
 _MAX_LINKS = 40
@@ -276,10 +279,7 @@ def scan(
         try:
             for member in tar:
                 _take(archive, tar, member, progress)
-            # read past the end-of-archive marker to the end of the input: a producer writing the
-            # tar's record padding into a pipe gets no EPIPE, and a gzip or zstd trailer is checked
-            while stream.read(1 << 20):
-                pass
+            _read_trailer(stream, name, tar.offset - BLOCK)
             for completion in archive.in_flight:
                 completion.result()
         except compression.DECODE_ERRORS as exc:
@@ -287,6 +287,25 @@ def scan(
         yield archive
     finally:
         archive.discard()
+
+
+def _read_trailer(stream: Readable, name: str, end: int) -> None:
+    """Read what follows the end-of-archive marker (at byte ``end``) to the end of the input.
+
+    A producer writing the tar's record padding into a pipe so gets no EPIPE, and a gzip or zstd
+    trailer is checked. Up to :data:`TRAILER_LIMIT` bytes are read and ignored, whatever they are, as
+    tar(1) ignores them; more is an error rather than an endless read (``cat image.tar /dev/zero``).
+
+    Raises:
+        ArchiveError: more than :data:`TRAILER_LIMIT` bytes follow the marker.
+    """
+    seen = 0
+    while chunk := stream.read(TRAILER_LIMIT + 1 - seen):
+        seen += len(chunk)
+        if seen > TRAILER_LIMIT:
+            raise ArchiveError(
+                f"{name}: more than {TRAILER_LIMIT} bytes follow the tar end-of-archive marker at byte {end}"
+            )
 
 
 def _take(archive: ScannedArchive[S], tar: TarReader, member: TarMember, progress: Progress | None) -> None:
