@@ -7,17 +7,19 @@ measured (``bounded.run_bounded``); the tar reader's own bounds are also checked
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from archives import config_for, docker_archive, layer_tar, simple_archive
-from bounded import END, MAX_RSS_MIB, Outcome, endless, header, run_bounded
+from bounded import END, MAX_RSS_MIB, Outcome, endless, header, member, run_bounded, streamed_member
 from conftest import FIXTURES, run_pyoci, snapshot
 
 from pyoci import convert, tarstream
@@ -258,3 +260,114 @@ def test_stdin_that_cannot_be_read(tmp_path: Path) -> None:
             timeout=60,
         )
     assert (proc.returncode, proc.stderr.decode()) == (1, "pyoci: error: stdin: cannot read: Bad file descriptor\n")
+
+
+# --- memory: everything kept has one budget; peak RSS stays under MAX_RSS_MIB ---------------------------
+
+
+def _manifest(config: str = "c.json", layers: tuple[str, ...] = ()) -> bytes:
+    return member("manifest.json", json.dumps([{"Config": config, "RepoTags": None, "Layers": list(layers)}]).encode())
+
+
+def _spaces(size: int) -> Iterator[bytes]:
+    yield b"{"
+    left = size - 2
+    while left:
+        yield b" " * min(left, MiB)
+        left -= min(left, MiB)
+    yield b"}"
+
+
+def _archive_stream(*parts: bytes | Iterator[bytes]) -> Iterator[bytes]:
+    for part in parts:
+        if isinstance(part, bytes):
+            yield part
+        else:
+            yield from part
+    yield END
+
+
+def test_many_small_members(tmp_path: Path) -> None:
+    small = b"s" * 4096
+    members = (member(f"m{i:06d}", small) for i in range(100_000))
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=_archive_stream(*members))
+    assert_error(outcome, "stdin: too large: its members need more than 32 MiB of memory (JSON documents, small")
+
+
+def test_many_links_and_directories(tmp_path: Path) -> None:
+    target = "t" * 90
+    parts: list[bytes] = []
+    for i in range(90_000):
+        info = tarfile.TarInfo(f"d{i:06d}/" + "x" * 80)
+        info.type = tarfile.SYMTYPE if i % 2 else tarfile.DIRTYPE
+        info.linkname = target if i % 2 else ""
+        parts.append(info.tobuf(tarfile.USTAR_FORMAT))
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=_archive_stream(*parts))
+    assert_error(outcome, "stdin: too large: its members need more than 32 MiB of memory")
+
+
+def test_many_staged_members(tmp_path: Path) -> None:
+    data = b"x" * 5000  # not JSON, over the small-member size: each goes to a temporary blob
+    layout = tmp_path / "layout"
+    convert(str(FIXTURES / "hello-amd64.tar"), str(layout))
+    before = snapshot(layout)
+    members = (member(f"m{i:06d}", data) for i in range(20_000))
+    outcome = run_bounded("convert", "-", str(layout), feed=_archive_stream(*members), timeout=120)
+    assert_error(outcome, "stdin: too large: its members need more than 32 MiB of memory", 60)
+    assert snapshot(layout) == before
+
+
+def test_large_json_looking_members(tmp_path: Path) -> None:
+    # eight 60 MiB members that start like JSON; one of them is named as the config
+    size = 60 * MiB
+    parts = [streamed_member(f"j{i}.json", size, _spaces(size)) for i in range(8)]
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=_archive_stream(*parts, _manifest("j3.json")))
+    assert_error(outcome, f"stdin: member 'j3.json': too large: {size} bytes, a JSON document may have 4194304")
+
+
+def test_large_manifest_is_too_large_not_missing(tmp_path: Path) -> None:
+    size = 65 * MiB
+    feed = _archive_stream(streamed_member("manifest.json", size, _spaces(size)))
+    outcome = run_bounded("convert", "-", str(tmp_path / "out"), feed=feed)
+    assert_error(outcome, f"stdin: member 'manifest.json': too large: {size} bytes, a JSON document may have")
+
+
+def test_config_with_800k_diff_ids(tmp_path: Path) -> None:
+    ids = [f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(800_000)]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}})
+    path = _write(tmp_path, "a.tar", member("c.json", config.encode()) + _manifest("c.json", ("l.tar",)) + END)
+    outcome = run_bounded("convert", str(path), str(tmp_path / "out"))
+    assert_error(outcome, f"{path}: member 'c.json': too large: {len(config)} bytes, a JSON document may have")
+
+
+@pytest.mark.parametrize(("unit", "bound"), [(b"{},", 2796201), (b"[],", 2796201), (b"0.5,", 1048576)])
+def test_json_that_parses_into_many_objects(tmp_path: Path, unit: bytes, bound: int) -> None:
+    # 4 MiB of '[{},{},...]' parses into 100 MiB of dictionaries
+    body = unit * (4 * MiB // len(unit) - 1)
+    manifest = b"[" + body[:-1] + b"]"
+    path = _write(tmp_path, "a.tar", member("manifest.json", manifest) + END)
+    outcome = run_bounded("convert", str(path), str(tmp_path / "out"))
+    assert_error(outcome, f"{path}: member 'manifest.json': too large: up to {bound} JSON values, a document may have")
+
+
+def test_everything_just_under_the_bounds(tmp_path: Path) -> None:
+    # six JSON documents of 4 MiB kept, and a manifest.json of 4 MiB holding nearly the most values
+    # allowed: all bounds hold, the parse runs, and memory stays under the limit
+    entries = [b'"%013d"' % i for i in range(260_000)]  # one string object of 13 characters each
+    manifest = b"[" + b",".join(entries) + b"]"
+    assert len(manifest) < 4 * MiB
+    docs = [member(f"d{i}.json", b"[" + b" " * (4 * MiB - 2) + b"]") for i in range(6)]
+    path = _write(tmp_path, "a.tar", b"".join(docs) + member("manifest.json", manifest) + END)
+    outcome = run_bounded("convert", str(path), str(tmp_path / "out"))
+    assert_error(outcome, f"{path}: manifest.json: entry 0 is not an object")
+
+
+def test_layers_are_not_charged_to_memory(tmp_path: Path) -> None:
+    layers = [layer_tar({"f": os.urandom(8 * MiB)}) for _ in range(3)]
+    body = [(f"l{i}.tar", layer, None) for i, layer in enumerate(layers)]
+    manifest = json.dumps([{"Config": "c.json", "RepoTags": None, "Layers": [n for n, _, _ in body]}]).encode()
+    archive = docker_archive([*body, ("c.json", config_for(layers), None), ("manifest.json", manifest, None)])
+    path = _write(tmp_path, "a.tar", archive)
+    outcome = run_bounded("convert", str(path), f"oci:{tmp_path / 'out'}:t")
+    assert outcome.returncode == 0, outcome.stderr
+    assert outcome.peak_rss_mib <= MAX_RSS_MIB
