@@ -18,7 +18,7 @@ from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
 from pyoci.layout.store import BlobWriter, ImageLayout
-from pyoci.manifest import ImageConfig, Manifest
+from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName
 
@@ -164,14 +164,15 @@ def check_unique_tags(tagged: list[tuple[ArchiveImage, list[dict[str, str]]]], w
 
 @dataclass(frozen=True)
 class ImportedImage:
-    """One archive image written into a layout (blobs only; index.json is the caller's).
+    """One archive image written into a layout and tagged in its index.json.
 
     Attributes:
-        manifest: the manifest descriptor, with the platform read from the config.
+        manifest: the manifest descriptor, with the platform read from the config (no annotations).
         config: the config descriptor.
         layers: the layer descriptors, base layer first.
         diff_ids: the layers' diff_ids.
         source: the manifest.json entry it came from.
+        tags: the ``org.opencontainers.image.ref.name`` values written for it.
     """
 
     manifest: Descriptor
@@ -179,33 +180,50 @@ class ImportedImage:
     layers: tuple[Descriptor, ...]
     diff_ids: tuple[Digest, ...]
     source: ArchiveImage
+    tags: tuple[str, ...]
 
 
-def write_images(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -> list[ImportedImage]:
-    """Commit the staged layers of ``planned`` into ``layout`` and write each config and manifest.
+def import_images(
+    layout: ImageLayout, planned: list[PlannedImage[BlobWriter]], tag: str | None, where: str
+) -> list[ImportedImage]:
+    """Write the planned images into ``layout`` and tag them in its index.json (see :func:`tag_annotations`).
 
-    The layers are made durable with one filesystem flush; index.json is not touched, so nothing
-    references the new blobs until the caller tags them.
+    Every tag, descriptor, manifest and index entry is built, and every document serialised, before
+    the first blob is committed: input that cannot be written raises with the layout untouched, and
+    the scan removes the temporary blobs. Only filesystem writes follow the first commit; if one fails
+    (a full disk), the blobs committed so far stay unreferenced until ``pyoci gc`` removes them (doing
+    it here could race with another writer that commits the same blob meanwhile). The layers are made
+    durable with one filesystem flush.
+
+    Args:
+        layout: the destination (held with :func:`pyoci.layout.store.writing`).
+        planned: the images, each checked by :func:`plan_image`.
+        tag: the destination tag, or None for each image's RepoTags.
+        where: the archive's name for messages.
 
     Raises:
-        LayoutError: a blob could not be written.
+        ArchiveError: a RepoTag that is not an image name, or two images for one tag.
+        LayoutError: a blob or index.json could not be written.
     """
-    layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
-    committed = iter(layout.commit_blobs(layer_blobs))
-    results = []
-    for plan in planned:
-        layer_descriptors = [next(committed) for _ in plan.layers]
-        config = layout.put_blob(plan.config.raw, mediatype.IMAGE_CONFIG)
-        manifest = Manifest.build(config, layer_descriptors)
-        layout.put_blob(manifest.raw, manifest.media_type)
-        results.append(
-            ImportedImage(
-                manifest=manifest.descriptor(platform=plan.config.platform),
-                config=config,
-                layers=tuple(layer_descriptors),
-                diff_ids=plan.config.diff_ids,
-                source=plan.image,
-            )
-        )
+    tagged = [(plan.image, tag_annotations(plan.image, tag, f"{where}: manifest.json")) for plan in planned]
+    check_unique_tags(tagged, where)
+    images: list[ImportedImage] = []
+    documents: list[tuple[bytes, str]] = []
+    entries: list[Descriptor] = []
+    for plan, (_, annotation_sets) in zip(planned, tagged, strict=True):
+        layers = tuple(Descriptor(s.result.media_type, s.writer.finish(), s.writer.size) for s in plan.layers)
+        config = Descriptor(mediatype.IMAGE_CONFIG, plan.config.digest, len(plan.config.raw))
+        manifest = Manifest.build(config, layers)
+        descriptor = manifest.descriptor(platform=plan.config.platform)
+        entries += [descriptor.with_annotations(annotations) for annotations in annotation_sets]
+        documents += [(plan.config.raw, mediatype.IMAGE_CONFIG), (manifest.raw, manifest.media_type)]
+        tags = tuple(annotations[REF_NAME] for annotations in annotation_sets)
+        images.append(ImportedImage(descriptor, config, layers, plan.config.diff_ids, plan.image, tags))
+    Index.build(entries)  # serialised now: an entry that cannot be written fails before any commit
+    layout.commit_blobs([(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers])
+    for raw, media_type in documents:
+        layout.put_blob(raw, media_type)
     layout.sync()
-    return results
+    names = {entry.ref_name for entry in entries}
+    layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
+    return images

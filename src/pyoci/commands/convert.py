@@ -19,17 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyoci.archive.plan import (
-    check_unique_tags,
-    layout_sinks,
-    plan_image,
-    select_images,
-    tag_annotations,
-    write_images,
-)
+from pyoci.archive.plan import import_images, layout_sinks, plan_image, select_images
 from pyoci.archive.reader import ArchiveImage, scan
 from pyoci.archive.source import open_archive
-from pyoci.descriptor import REF_NAME, Descriptor
+from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError
 from pyoci.layout.ociarchive import write_layout_tar
@@ -156,26 +149,10 @@ def convert(
     ):
         chosen = select_images(archive.images(), src, all_images)
         planned = [plan_image(archive, image, progress) for image in chosen]
-        tagged = [(image, tag_annotations(image, dest.tag, f"{name}: manifest.json")) for image in chosen]
-        check_unique_tags(tagged, name)
         images = [
-            ConvertedImage(
-                item.manifest,
-                item.config,
-                item.layers,
-                item.diff_ids,
-                tuple(a[REF_NAME] for a in annotations),
-                item.source,
-            )
-            for item, (_, annotations) in zip(write_images(layout, planned), tagged, strict=True)
+            ConvertedImage(i.manifest, i.config, i.layers, i.diff_ids, i.tags, i.source)
+            for i in import_images(layout, planned, dest.tag, name)
         ]
-        entries = [
-            image.manifest.with_annotations(annotations)
-            for image, (_, annotation_sets) in zip(images, tagged, strict=True)
-            for annotations in annotation_sets
-        ]
-        names = {entry.ref_name for entry in entries}
-        layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
     return ConvertResult(Path(dest.path), tuple(images))
 
 
