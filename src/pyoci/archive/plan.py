@@ -173,6 +173,7 @@ class ImportedImage:
         diff_ids: the layers' diff_ids.
         source: the manifest.json entry it came from.
         tags: the ``org.opencontainers.image.ref.name`` values written for it.
+        warnings: what the config departs from the OCI schema in and was kept (see ``ImageConfig.warnings``).
     """
 
     manifest: Descriptor
@@ -181,6 +182,7 @@ class ImportedImage:
     diff_ids: tuple[Digest, ...]
     source: ArchiveImage
     tags: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 def import_images(
@@ -218,7 +220,8 @@ def import_images(
         entries += [descriptor.with_annotations(annotations) for annotations in annotation_sets]
         documents += [(plan.config.raw, mediatype.IMAGE_CONFIG), (manifest.raw, manifest.media_type)]
         tags = tuple(annotations[REF_NAME] for annotations in annotation_sets)
-        images.append(ImportedImage(descriptor, config, layers, plan.config.diff_ids, plan.image, tags))
+        warnings = plan.config.warnings
+        images.append(ImportedImage(descriptor, config, layers, plan.config.diff_ids, plan.image, tags, warnings))
     Index.build(entries)  # serialised now: an entry that cannot be written fails before any commit
     layout.commit_blobs([(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers])
     for raw, media_type in documents:

@@ -50,6 +50,8 @@ class ConvertedImage:
         diff_ids: the layers' diff_ids.
         tags: the ``org.opencontainers.image.ref.name`` values written for it.
         source: the manifest.json entry it came from.
+        warnings: what its config departs from the OCI config schema in and was kept as it is (a null
+            field, a missing ``rootfs.diff_ids``: Go tools read them as absent), one message each.
     """
 
     manifest: Descriptor
@@ -58,6 +60,7 @@ class ConvertedImage:
     diff_ids: tuple[Digest, ...]
     tags: tuple[str, ...]
     source: ArchiveImage
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ def convert(
 
     Raises:
         FormatError: a malformed reference or option.
-        ArchiveError: the archive is unreadable, ambiguous or inconsistent (nothing is written).
+        ArchiveError: the archive is unreadable, ambiguous or inconsistent, or an image config is
+            not one the OCI schema and Go tools accept (nothing is written).
         DiffIDMismatchError: a layer does not match its diff_id (nothing is written).
         LayoutError: the destination is not a layout or cannot be written.
     """
@@ -150,7 +154,7 @@ def convert(
         chosen = select_images(archive.images(), src, all_images)
         planned = [plan_image(archive, image, progress) for image in chosen]
         images = [
-            ConvertedImage(i.manifest, i.config, i.layers, i.diff_ids, i.tags, i.source)
+            ConvertedImage(i.manifest, i.config, i.layers, i.diff_ids, i.tags, i.source, i.warnings)
             for i in import_images(layout, planned, dest.tag, name)
         ]
     return ConvertResult(Path(dest.path), tuple(images))
