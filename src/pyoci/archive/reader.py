@@ -334,7 +334,9 @@ def scan(
         progress: receives per-layer byte counts.
 
     Raises:
-        ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes.
+        ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes;
+            it passes a bound ("too many members", "too large": :data:`MEMORY_BUDGET`,
+            :mod:`pyoci.tarstream`); more than :data:`TRAILER_LIMIT` bytes follow its end.
     """
     archive = ScannedArchive(name, new_sink, options)
     try:
