@@ -19,7 +19,7 @@ from conftest import FIXTURES, SCHEMAS, need_shared, need_tool, run_pyoci, snaps
 from pyoci import ArchiveError, Descriptor, FormatError, Platform, convert, mediatype, verify
 from pyoci.archive import plan
 from pyoci.descriptor import REF_NAME
-from pyoci.jsonio import load_json
+from pyoci.jsonio import dump_json, load_json
 from pyoci.layout.store import ImageLayout
 from pyoci.manifest import ImageConfig, Manifest
 
@@ -214,7 +214,7 @@ def test_nothing_is_committed_before_every_document_is_built(tmp_path: Path, mon
     monkeypatch.setattr(plan.ImageConfig, "parse", unwritable)
     source = tmp_path / "a.tar"
     source.write_bytes(simple_archive())
-    with pytest.raises(UnicodeEncodeError):
+    with pytest.raises(FormatError, match=r'"variant":"\\udcff"\}\}\]\}\': cannot be written as JSON'):
         convert(str(source), f"oci:{layout}:t")
     assert snapshot(layout) == before
 
@@ -277,3 +277,22 @@ def test_descriptor_field_types(extra: dict[str, Any], message: str) -> None:
     entry = {"mediaType": mediatype.IMAGE_MANIFEST, "digest": "sha256:" + "0" * 64, "size": 1, **extra}
     with pytest.raises(FormatError, match=f"^index.json: .*{message}"):
         Descriptor.from_json(entry, "index.json")
+
+
+def test_text_that_is_not_utf8_is_never_written() -> None:
+    with pytest.raises(FormatError, match=r"""^'\{"k":"\\udcff"\}': cannot be written as JSON: it holds bytes that"""):
+        dump_json({"k": "\udcff"})
+    assert dump_json({"k": "\U0001f600"}) == '{"k":"\U0001f600"}'.encode()
+
+
+def test_undecodable_annotation_argument(tmp_path: Path) -> None:
+    # the command line holds the byte 0xff, which Python decodes to a lone surrogate
+    layout = tmp_path / "layout"
+    convert(str(FIXTURES / "hello-arm64.tar"), f"oci:{layout}:keep")
+    before = snapshot(layout)
+    source = str(FIXTURES / "hello-amd64.tar")
+    proc = run_pyoci("merge", "--annotation", "k=\udcff", source, f"oci:{layout}:t", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith("pyoci: error: ") and err.endswith(": it holds bytes that are not UTF-8 text\n"), err
+    assert snapshot(layout) == before

@@ -29,8 +29,19 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dump_json(obj: Any) -> bytes:
-    """Serialise ``obj`` compactly as UTF-8 JSON, keys in insertion order (deterministic)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise ``obj`` compactly as UTF-8 JSON, keys in insertion order (deterministic).
+
+    Raises:
+        FormatError: a string holds a lone surrogate, which UTF-8 cannot encode: text decoded from
+            bytes that are not UTF-8 (Python decodes such command-line arguments with
+            ``surrogateescape``). The message quotes the text around it.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        around = text[max(0, exc.start - 30) : exc.end + 10]
+        raise FormatError(f"{around!r}: cannot be written as JSON: it holds bytes that are not UTF-8 text") from None
 
 
 def value_bound(data: bytes) -> int:
