@@ -55,8 +55,8 @@ def seeds() -> dict[str, bytes]:
     """Plain tar bytes of every seed archive, by name (compressed fixtures decompressed)."""
     out = {path.name: path.read_bytes() for path in sorted(FIXTURES.glob("*.tar"))}
     out["hello-amd64.tar.gz"] = gzip.decompress((FIXTURES / "hello-amd64.tar.gz").read_bytes())
-    out["hello-amd64.tar.zst"] = zstandard.ZstdDecompressor().decompressobj().decompress(
-        (FIXTURES / "hello-amd64.tar.zst").read_bytes()
+    out["hello-amd64.tar.zst"] = (
+        zstandard.ZstdDecompressor().decompressobj().decompress((FIXTURES / "hello-amd64.tar.zst").read_bytes())
     )
     out["built"] = simple_archive(n_layers=3, tags=["example.com/built:1", "example.com/built:2"])
     return out
@@ -368,4 +368,3 @@ def test_fuzz(tmp_path: Path) -> None:
     for kind, n in outcomes.most_common():
         print(f"{n:6d}  {kind}")
     assert converted and converted < CASES, outcomes  # both sides of the contract were exercised
-
