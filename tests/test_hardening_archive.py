@@ -372,3 +372,20 @@ def test_layers_are_not_charged_to_memory(tmp_path: Path) -> None:
     outcome = run_bounded("convert", str(path), f"oci:{tmp_path / 'out'}:t")
     assert outcome.returncode == 0, outcome.stderr
     assert outcome.peak_rss_mib <= MAX_RSS_MIB
+
+
+def test_a_zstd_window_beyond_32_mib_is_refused(tmp_path: Path) -> None:
+    import zstandard
+    from support.archives import simple_archive
+
+    params = zstandard.ZstdCompressionParameters.from_level(
+        3, window_log=27, enable_ldm=True, write_content_size=False
+    )
+    packer = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    data = packer.compress(simple_archive()) + packer.flush()  # size unknown: the frame keeps its 128 MiB window
+    path = tmp_path / "long.tar.zst"
+    path.write_bytes(data)
+    outcome = run_bounded("convert", str(path), f"oci:{tmp_path / 'o'}:1")
+    assert outcome.returncode == 1 and outcome.stderr.count("\n") == 1, outcome.stderr
+    assert "window" in outcome.stderr.lower() or "corrupt" in outcome.stderr.lower(), outcome.stderr
+    assert outcome.peak_rss_mib <= MAX_RSS_MIB, outcome.peak_rss_mib

@@ -55,6 +55,12 @@ def detect(head: bytes) -> Compression:
     return Compression.NONE
 
 
+ZSTD_MAX_WINDOW = 1 << 25
+"""Largest zstd window read, in bytes (32 MiB): a frame asking for more (``zstd --long=27`` and up,
+``--ultra -20`` and up) is refused instead of allocating its window, which keeps reading within
+pyoci's memory bound. Docker, containerd, skopeo and pyoci itself write windows of 8 MiB or less."""
+
+
 class Writer(Protocol):
     """The part of a binary file a compressing writer offers."""
 
@@ -179,7 +185,7 @@ def open_reader(compression: Compression, source: Readable) -> Readable:
         # stops early (a corrupt layer, a failed check) would hang the interpreter at exit
         return cast(Readable, igzip.GzipFile(fileobj=cast(BinaryIO, source), mode="rb"))  # type: ignore[no-untyped-call]
     if compression is Compression.ZSTD:
-        reader = zstandard.ZstdDecompressor().stream_reader(
+        reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
             cast(BinaryIO, source), read_across_frames=True, closefd=False
         )
         return io.BufferedReader(reader, buffer_size=1 << 20)

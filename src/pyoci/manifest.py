@@ -267,7 +267,7 @@ class Manifest:
         config = Descriptor.from_json(obj.get("config"), where)
         layers = tuple(Descriptor.from_json(layer, where) for layer in obj.get("layers") or ())
         subject = _subject(obj, where)
-        annotations = dict(obj.get("annotations") or {})
+        annotations = _annotations(obj, where)
         return cls(raw, str(obj.get("mediaType") or media_type), config, layers, annotations, subject)
 
 
@@ -315,7 +315,19 @@ class Index:
         if not isinstance(obj, Mapping) or not isinstance(obj.get("manifests"), list):
             raise FormatError(f"{where}: image index is not an object with a 'manifests' list")
         manifests = tuple(Descriptor.from_json(m, where) for m in obj["manifests"])
-        return cls(raw, manifests, dict(obj.get("annotations") or {}), _subject(obj, where))
+        return cls(raw, manifests, _annotations(obj, where), _subject(obj, where))
+
+
+def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
+    """The ``annotations`` of a manifest or index (image-spec ``annotations.md``: a map of strings).
+
+    Raises:
+        FormatError: it is not a map of strings to strings.
+    """
+    value = obj.get("annotations") or {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise FormatError(f"{where}: 'annotations' must map strings to strings")
+    return dict(value)
 
 
 def _subject(obj: Mapping[str, Any], where: str) -> Descriptor | None:

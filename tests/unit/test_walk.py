@@ -171,3 +171,10 @@ def test_platform_images_take_the_index_platform_and_complete_it() -> None:
     assert str(image.platform) == "linux/arm/v7"
     with pytest.raises(FormatError, match="is not an image manifest or index"):
         walk.platform_images(reader, reader.put(b"{}", "application/vnd.example"))
+
+
+def test_annotations_must_be_strings() -> None:
+    reader = MemoryReader()
+    bad = reader.index([reader.manifest()], annotations=5)
+    with pytest.raises(FormatError, match="'annotations' must map strings to strings"):
+        list(walk.walk(reader, [bad]))
