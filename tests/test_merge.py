@@ -139,8 +139,10 @@ def test_same_command_same_bytes(tmp_path: Path) -> None:
     second = run_pyoci("merge", *args, f"oci:{tmp_path / 'y'}:v").stdout
     assert first == second
     assert snapshot(tmp_path / "x") == snapshot(tmp_path / "y")
-    # order follows the sources
-    assert [m["platform"] for m in document(tmp_path / "x", "v", IMAGE_INDEX)["manifests"]] == PLATFORMS[::-1]
+    # the order is canonical, not the sources': the reversed command writes the very same index
+    assert [m["platform"] for m in document(tmp_path / "x", "v", IMAGE_INDEX)["manifests"]] == PLATFORMS
+    forward = run_pyoci("merge", *map(str, ARCHIVES), f"oci:{tmp_path / 'z'}:v").stdout
+    assert forward == first
     # merging the same sources again into the tag changes nothing
     before = snapshot(tmp_path / "x")
     assert run_pyoci("merge", *args, f"oci:{tmp_path / 'x'}:v").stdout == first
@@ -214,9 +216,11 @@ def test_fifth_platform_keeps_the_other_four(tmp_path: Path) -> None:
     proc = run_pyoci("merge", "--platform", "linux/arm/v6", str(armv6), f"oci:{out}:1.0")
     after = document(out, "1.0", IMAGE_INDEX)
     assert proc.stdout.decode().strip() == entry(out, "1.0")["digest"]
-    assert after["manifests"][:4] == before["manifests"]
-    assert after["manifests"][4]["platform"] == {"architecture": "arm", "os": "linux", "variant": "v6"}
-    assert json.loads(blob(out, after["manifests"][4]["digest"]))["config"]["digest"] == config
+    # the fifth platform takes its canonical place (arm variants newest first); the others are kept
+    assert [m for m in after["manifests"] if m not in before["manifests"]] == [after["manifests"][3]]
+    assert after["manifests"][3]["platform"] == {"architecture": "arm", "os": "linux", "variant": "v6"}
+    assert [m for m in after["manifests"] if m in before["manifests"]] == before["manifests"]
+    assert json.loads(blob(out, after["manifests"][3]["digest"]))["config"]["digest"] == config
     after_blobs = snapshot(out / "blobs")
     assert {k: v for k, v in after_blobs.items() if k in before_blobs} == before_blobs
     # the fifth image brings its manifest and config (layers are the armv7 ones) and a new index
@@ -314,8 +318,8 @@ def test_same_platform_twice(tmp_path: Path) -> None:
     assert snapshot(out) == before
     # --replace: the later image takes the earlier one's place
     result = merge([str(ARCHIVES[0]), str(ARCHIVES[3]), f"oci:{zstd}:z"], f"oci:{out}:1.0", replace=True)
-    assert [d.platform.to_json() for d in result.manifests if d.platform] == [PLATFORMS[1], PLATFORMS[0], PLATFORMS[3]]
-    assert result.manifests[1].digest == z.manifest.digest
+    assert [d.platform.to_json() for d in result.manifests if d.platform] == [PLATFORMS[0], PLATFORMS[1], PLATFORMS[3]]
+    assert result.manifests[0].digest == z.manifest.digest
     validate_layout(out)
 
 
@@ -504,3 +508,25 @@ def test_archive_forms_stdin_and_compressed(tmp_path: Path, singles: list[tuple[
     # the .tar.zst is the same amd64 image as stdin's .tar.gz: the very same manifest, not a conflict
     assert [m["digest"] for m in index["manifests"]] == [digest for _, digest in singles[:3]]
     validate_layout(out)
+
+
+def test_concurrent_appends_give_one_digest_whatever_the_arrival_order(tmp_path: Path) -> None:
+    """Four CI jobs each append their platform to one tag at once: always the digest of one merge of all four."""
+    import subprocess
+    import sys
+
+    expected = str(merge([str(a) for a in ARCHIVES], f"oci:{tmp_path / 'all'}:1.0").index.digest)  # type: ignore[union-attr]
+    for round_number, order in enumerate(
+        (ARCHIVES, ARCHIVES[::-1], [ARCHIVES[2], ARCHIVES[0], ARCHIVES[3], ARCHIVES[1]])
+    ):
+        out = tmp_path / f"round{round_number}"
+        jobs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pyoci", "merge", "-q", str(a), f"oci:{out}:1.0"], stderr=subprocess.PIPE
+            )
+            for a in order
+        ]
+        for job in jobs:
+            assert job.wait(120) == 0, job.stderr.read() if job.stderr else ""
+        assert entry(out, "1.0")["digest"] == expected
+        validate_layout(out)

@@ -3,8 +3,9 @@
 Rules (and where they come from):
 
 * the result is an image index (image-spec ``image-index.md``) whose ``manifests`` list each
-  platform's manifest with its ``platform``, in the order of the sources, so the same command always
-  writes the same bytes; index.json gets one entry for the tag, of media type image index, with
+  platform's manifest with its ``platform``, in a canonical order (:func:`canonical_order`) whatever
+  the order of the sources or of concurrent appends, so the same set of images always gives the
+  same bytes; index.json gets one entry for the tag, of media type image index, with
   ``org.opencontainers.image.ref.name`` (``image-layout.md``). With ``flat`` the platform entries go
   straight into index.json instead, untagged;
 * per-platform manifests and configs are kept byte for byte (their digests do not change); each blob
@@ -158,8 +159,36 @@ def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
     )
 
 
+_ARCH_RANK = {"amd64": 0, "arm64": 1, "arm": 2, "386": 3}
+
+
+def canonical_order(platform: Platform | None) -> tuple[int, str, int, str, tuple[int, ...], str, tuple[str, ...]]:
+    """The sort key of an index entry, by its platform (entries with none, artifacts, sort last).
+
+    Linux first, then by os; amd64, arm64, arm, 386, then other architectures by name; variants
+    newest first (``v8``, ``v7``, ``v6``); then ``os.version`` and ``os.features``.
+
+    The order does not depend on the sources' order or on the order concurrent merges append in,
+    so one set of images gives one index digest (image-spec ``image-index.md`` leaves the order
+    to the writer; clients pick the first match, and platforms never overlap here).
+    """
+    if platform is None:
+        return (2, "", 0, "", (), "", ())
+    norm = platform.normalized()
+    variant = tuple(-int(d) for d in norm.variant.lstrip("v").split(".") if d.isdigit()) or (0,)
+    return (
+        0 if norm.os == "linux" else 1,
+        norm.os,
+        _ARCH_RANK.get(norm.architecture, len(_ARCH_RANK)),
+        norm.architecture,
+        variant,
+        norm.os_version,
+        norm.os_features,
+    )
+
+
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
-    """Append ``new`` to ``existing``; a platform already present is an error, or replaced in place."""
+    """Add ``new`` to ``existing`` (a platform already present is an error, or replaced); sort canonically."""
     out = list(existing)
     added: list[Digest] = []
     for entry in new:
@@ -178,7 +207,7 @@ def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) 
                 f" {entry.origin} ({entry.descriptor.digest}) provide it; use --replace to keep the later one"
             )
         added.append(entry.descriptor.digest)
-    return out, added
+    return sorted(out, key=lambda e: canonical_order(e.platform)), added
 
 
 def _existing_entry(reader: DocumentReader, descriptor: Descriptor, origin: str) -> _Entry:
