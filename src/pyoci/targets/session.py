@@ -16,7 +16,7 @@ from pyoci.reference import ImageName, LayoutReference, Reference, StaticReferen
 from pyoci.targets import Target
 from pyoci.targets.layout import LayoutTarget, layout_target
 from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
-from pyoci.targets.static import StaticTree
+from pyoci.targets.static import StaticTree, tree_writer
 
 
 class Destinations:
@@ -63,7 +63,7 @@ class Destinations:
         if isinstance(ref, StaticReference):
             root = ref.root.absolute()
             if root not in self.trees:
-                self.trees[root] = StaticTree(root)
+                self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
             return f"docker://{ref.domain}", RegistryTarget(self.client(ref.domain), ref.repository)
