@@ -100,23 +100,33 @@ def untag_command(reference: str) -> None:
 
 
 @click.command("gc")
-@click.argument("layout")
+@click.argument("target", metavar="LAYOUT|static:DIR")
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="PATTERN",
+    help="Static trees: keep tags matching this glob (TAG or REPO:TAG; repeatable).",
+)
+@click.option(
+    "--keep-last", type=click.IntRange(1), metavar="N", help="Static trees: keep the N newest tags of each repository."
+)
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def gc_command(layout: str, dry_run: bool, as_json: bool) -> None:
-    """Remove unreferenced blobs and leftover temporary files from a layout (LAYOUT or oci:LAYOUT).
+def gc_command(target: str, keep: tuple[str, ...], keep_last: int | None, dry_run: bool, as_json: bool) -> None:
+    """Remove what nothing kept uses from a layout (LAYOUT or oci:LAYOUT) or a static tree (static:DIR).
 
-    Prints each path removed (relative to the layout) with its size in bytes; waits while another
-    pyoci process is writing into the layout.
+    A layout keeps what index.json reaches. A static tree keeps the tags --keep and --keep-last
+    select (every tag without them) and what they reach, signatures included, and rewrites its
+    listings. Leftover temporary files go too. Prints each path removed (relative to the layout or
+    tree) with its size in bytes; waits while another pyoci process is writing.
     """
-    result = gc(layout, dry_run=dry_run)
+    result = gc(target, keep=keep, keep_last=keep_last, dry_run=dry_run)
     if as_json:
         emit_json(result.to_json())
         return
     for item in result.removed:
         click.echo(f"{item.size}\t{item.path}")
     verb = "would remove" if dry_run else "removed"
-    click.echo(
-        f"{result.layout}: {verb} {len(result.removed)} files, {result.freed} bytes; {result.kept} blobs reachable",
-        err=True,
-    )
+    tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if result.kept_tags else ""
+    summary = f"{verb} {len(result.removed)} files{tags}, {result.freed} bytes; {result.kept} blobs reachable"
+    click.echo(f"{result.layout}: {summary}", err=True)
