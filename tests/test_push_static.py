@@ -16,10 +16,10 @@ import pytest
 from conftest import FIXTURES, read_json, run_pyoci
 from servers.images import multi_layout, single_layout
 from servers.nginx import Nginx, nginx_binary, start_nginx
+from servers.pull import assert_pulled_exactly, skopeo_pull
 
 from pyoci import mediatype, push
 from pyoci.commands.merge import merge
-from pyoci.digest import Digest
 from pyoci.targets.static import KIND_ORDER, StaticTree, nginx_config, nginx_locations
 
 SINGLE_REF = "single"
@@ -214,29 +214,6 @@ def test_nginx_answers(tree: Path, served: str) -> None:
         finally:
             (tree / "v2" / SINGLE_REF / "manifests" / ".pyoci-tmp-1-x").unlink()
         assert client.put(f"/v2/{SINGLE_REF}/manifests/1.0", content=b"{}").status_code in (403, 405)
-
-
-def skopeo_pull(host: str, repo: str, tag: str, dest: Path) -> None:
-    args = ["skopeo", "copy", "--all", "--src-tls-verify=false", f"docker://{host}/{repo}:{tag}", f"oci:{dest}:x"]
-    proc = subprocess.run(args, capture_output=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()
-
-
-def assert_pulled_exactly(dest: Path, root: Path, repo: str, tag: str) -> None:
-    """The pulled layout holds the tag's bytes exactly: its root digest and every blob equal the tree's files."""
-    reader = StaticTree(root).repository(repo)
-    expected = reader.resolve(tag)
-    entry = read_json(dest / "index.json")["manifests"][0]
-    assert (entry["digest"], entry["mediaType"], entry["size"]) == (
-        str(expected.digest),
-        expected.media_type,
-        expected.size,
-    )
-    for blob in (dest / "blobs" / "sha256").iterdir():
-        digest = f"sha256:{blob.name}"
-        file = reader.manifest_file(digest)
-        source = file.path if file is not None else reader.blob_file(Digest.parse(digest))
-        assert blob.read_bytes() == source.read_bytes(), digest
 
 
 @pytest.mark.parametrize(("repo", "tag"), [(SINGLE_REF, "1.0"), (MULTI_REF, "2.0"), (MULTI_REF, "multi")])

@@ -141,3 +141,7 @@ main.add_command(merge_command)
 main.add_command(inspect_command)
 main.add_command(untag_command)
 main.add_command(gc_command)
+
+from pyoci.cli.sync import sync_command  # noqa: E402
+
+main.add_command(sync_command)
