@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.images import multi_layout, single_layout
+from support.layouts import read_json
+from support.paths import FIXTURES as FIXTURES
+from support.paths import SAMPLES, SCHEMAS
+from support.registry import Registry, htpasswd, start_registry
+from support.token_issuer import TokenIssuer
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
-SHARED = Path(os.environ.get("PYOCI_SHARED") or ROOT.parent / "shared")
-SAMPLES = SHARED / "samples"
-SCHEMAS = SHARED / "oci-schemas"
+USER, PASSWORD = "alice", "s3cret-Pa55word"
 
 
 def need_shared() -> None:
@@ -53,15 +54,6 @@ def run_pyoci(*args: str, input: bytes | None = None, check: bool = True) -> sub
     return proc
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_bytes())
-
-
-def blob(layout: Path, digest: str) -> bytes:
-    algorithm, encoded = digest.split(":")
-    return (layout / "blobs" / algorithm / encoded).read_bytes()
-
-
 def validate_layout(layout: Path) -> None:
     """Validate every JSON document of a layout against the OCI schemas, and run pyoci verify."""
     from pyoci import verify
@@ -75,7 +67,45 @@ def validate_layout(layout: Path) -> None:
     assert not [f for f in files if ".pyoci-tmp-" in f]
 
 
-def snapshot(directory: Path) -> dict[str, bytes]:
-    if not directory.exists():
-        return {}
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+@pytest.fixture(scope="session")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("layouts")
+    return {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    need_tool("docker-registry")
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    need_tool("docker-registry")
+    work = tmp_path_factory.mktemp("basic")
+    users = htpasswd(work / "htpasswd", {USER: PASSWORD})
+    reg = start_registry(work, f"auth:\n  htpasswd:\n    realm: pyoci-test\n    path: {users}\n")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenIssuer]]:
+    need_tool("docker-registry")
+    issuer = TokenIssuer({USER: PASSWORD}, tmp_path / "issuer")
+    reg = start_registry(tmp_path / "registry", issuer.registry_auth())
+    yield reg, issuer
+    reg.stop()
+    issuer.stop()
+
+
+def pull(reference: str, dest: Path, *creds: str) -> dict[str, object]:
+    """skopeo copy --all from the registry into an OCI layout; return its index.json entry."""
+    need_tool("skopeo")
+    args = ["skopeo", "copy", "--all", "--src-tls-verify=false", *creds, f"docker://{reference}", f"oci:{dest}:pulled"]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    entry: dict[str, object] = read_json(dest / "index.json")["manifests"][0]
+    return entry

@@ -7,12 +7,12 @@ import inspect
 import pyoci
 
 PUBLIC = {
-    "ArchiveError", "AuthError", "Compression", "ConvertResult", "ConvertedImage", "Descriptor",
+    "ArchiveError", "AuthError", "Compression", "ConvertResult", "ConvertedImage", "CopyResult", "Descriptor",
     "DiffIDMismatchError", "Digest", "DigestMismatchError", "FormatError", "Garbage", "GcResult",
     "ImageLayout", "InspectResult", "InspectedImage", "LayerOptions", "LayoutError", "MergeResult",
-    "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "PushError", "PushResult",
+    "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "RegistryError", "PushResult",
     "PyociError", "RegistryOptions", "TagError", "UntagResult", "VerifyReport", "__version__",
-    "convert", "gc", "inspect", "merge", "push", "untag", "verify",
+    "convert", "copy", "gc", "inspect", "merge", "push", "untag", "verify",
 }  # fmt: skip
 
 

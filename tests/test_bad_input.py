@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from archives import config_for, docker_archive, layer_tar, simple_archive
-from conftest import FIXTURES, run_pyoci, snapshot
+from conftest import FIXTURES, run_pyoci
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.archives import config_for, docker_archive, layer_tar, simple_archive
+from support.layouts import snapshot
 
 from pyoci import ArchiveError, FormatError, LayoutError, PyociError, convert
 

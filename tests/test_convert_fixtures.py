@@ -8,7 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, blob, need_tool, read_json, run_pyoci, snapshot, validate_layout
+from conftest import FIXTURES, need_tool, run_pyoci, validate_layout
+from support.layouts import blob, read_json, snapshot
 
 from pyoci import Compression, LayerOptions, convert
 from pyoci.mediatype import LAYER, LAYER_GZIP, LAYER_ZSTD

@@ -9,19 +9,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import blob, read_json, run_pyoci, snapshot, validate_layout
+from conftest import run_pyoci, validate_layout
+from support.layouts import blob, document, read_json, snapshot
 
 from pyoci import ArchiveError, Compression, DiffIDMismatchError, LayerOptions, convert
 from pyoci.mediatype import IMAGE_CONFIG, IMAGE_MANIFEST, LAYER_GZIP
-
-
-def manifest_of(layout: Path, tag: str | None = None) -> dict:
-    index = read_json(layout / "index.json")
-    entries = [
-        m for m in index["manifests"] if tag is None or m["annotations"]["org.opencontainers.image.ref.name"] == tag
-    ]
-    assert len(entries) == 1
-    return json.loads(blob(layout, entries[0]["digest"]))
 
 
 def archive_member(path: Path, name: str) -> bytes:
@@ -34,7 +26,7 @@ def archive_member(path: Path, name: str) -> bytes:
 def test_symlink_duplicate_before_target(sample, tmp_path: Path) -> None:
     out = tmp_path / "o"
     result = convert(str(sample("B01")), str(out))
-    manifest = manifest_of(out)
+    manifest = document(out)
     layers = manifest["layers"]
     assert len(layers) == 3
     assert layers[1] == layers[2]
@@ -49,7 +41,7 @@ def test_symlink_duplicate_before_target(sample, tmp_path: Path) -> None:
 def test_repeated_diff_id_keeps_positions(sample, tmp_path: Path) -> None:
     out = tmp_path / "o"
     convert(str(sample("B02")), str(out))
-    layers = manifest_of(out)["layers"]
+    layers = document(out)["layers"]
     assert len(layers) == 4
     assert layers[1] == layers[3]
     assert len({layer["digest"] for layer in layers}) == 3
@@ -65,13 +57,13 @@ def test_nix_manifest_last_from_file_gzip_and_stdin(sample, tmp_path: Path) -> N
         stdin = gz.read_bytes() if args == ["-"] else None
         proc = run_pyoci("convert", *args, f"oci:{out}", input=stdin)
         digests.add(proc.stdout.decode().strip())
-        layers = manifest_of(out)["layers"]
+        layers = document(out)["layers"]
         assert len(layers) == 3
         validate_layout(out)
     assert len(digests) == 1
     # absolute member names inside the layers are content: they pass through untouched
     layer_tar = archive_member(plain, "c8ae1671adfccd6f3fe5c0da2baa0ff752414ec23f0fb0efb4f8ef9531575ade/layer.tar")
-    out_layer = manifest_of(tmp_path / "o0")["layers"][0]
+    out_layer = document(tmp_path / "o0")["layers"][0]
     assert gzip.decompress(blob(tmp_path / "o0", out_layer["digest"])) == layer_tar
 
 
@@ -173,7 +165,7 @@ def test_empty_layer_kept(sample, tmp_path: Path) -> None:
 
 def test_zero_layers(sample, tmp_path: Path) -> None:
     result = convert(str(sample("B19b")), str(tmp_path / "o"))
-    manifest = manifest_of(tmp_path / "o")
+    manifest = document(tmp_path / "o")
     assert manifest["layers"] == []
     assert manifest["config"]["mediaType"] == IMAGE_CONFIG
     assert manifest["mediaType"] == IMAGE_MANIFEST

@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from archives import config_for, docker_archive, layer_tar
 from conftest import validate_layout
+from support.archives import config_for, docker_archive, layer_tar
 
 from pyoci import ArchiveError, convert
 

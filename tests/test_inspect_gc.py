@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, blob, read_json, run_pyoci, snapshot, validate_layout
+from conftest import FIXTURES, run_pyoci, validate_layout
+from support.layouts import blob, blob_names, image_blobs, read_json, snapshot
 
 from pyoci import Descriptor, TagError, convert, gc, inspect, merge, untag
 from pyoci.errors import BlobNotFoundError, FormatError
@@ -25,16 +26,6 @@ AMD64_DIFF_IDS = [
     "sha256:a3f46b09c1526b80e36f7b326273ca370eb4347fe708c9957f20484295560299",
 ]
 REF_NAME = "org.opencontainers.image.ref.name"
-
-
-def blob_set(layout: Path) -> set[str]:
-    return {p.name for p in (layout / "blobs/sha256").iterdir()}
-
-
-def image_blobs(layout: Path, manifest_digest: str) -> set[str]:
-    manifest = json.loads(blob(layout, manifest_digest))
-    digests = [manifest_digest, manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
-    return {d.split(":")[1] for d in digests}
 
 
 def test_inspect_multi_platform_layout(tmp_path: Path) -> None:
@@ -129,25 +120,25 @@ def test_untag_then_gc_frees_exactly_the_unshared_blobs(tmp_path: Path) -> None:
     result = merge([str(a) for a in ARCHIVES], f"oci:{out}:multi")
     assert result.index is not None
     convert(str(ARCHIVES[0]), f"oci:{out}:amd")  # the same amd64 manifest as inside the index
-    everything = blob_set(out)
+    everything = set(blob_names(out))
     amd = image_blobs(out, str(result.manifests[0].digest))
     assert len(everything) == 17 and len(amd) == 4
     assert gc(str(out)).removed == ()
     proc = run_pyoci("untag", f"{out}:multi")
     assert proc.stdout.decode() == f"{result.index.digest}\n"
     assert [e["annotations"][REF_NAME] for e in read_json(out / "index.json")["manifests"]] == ["amd"]
-    assert blob_set(out) == everything  # untag removes no blob
+    assert set(blob_names(out)) == everything  # untag removes no blob
     expected = sorted(everything - amd)
     dry = run_pyoci("gc", "--dry-run", str(out))
     lines = dry.stdout.decode().splitlines()
     sizes = {f"blobs/sha256/{name}": (out / "blobs/sha256" / name).stat().st_size for name in expected}
     assert lines == [f"{size}\t{path}" for path, size in sizes.items()]
     assert f"would remove 13 files, {sum(sizes.values())} bytes; 4 blobs reachable" in dry.stderr.decode()
-    assert blob_set(out) == everything
+    assert set(blob_names(out)) == everything
     done = json.loads(run_pyoci("gc", "--json", f"oci:{out}").stdout)
     assert [item["path"] for item in done["removed"]] == list(sizes)
     assert done["freed"] == sum(sizes.values()) and done["kept"] == 4 and not done["dry_run"]
-    assert blob_set(out) == amd
+    assert set(blob_names(out)) == amd
     validate_layout(out)
     assert gc(str(out)).removed == ()
 

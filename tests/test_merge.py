@@ -12,7 +12,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, blob, need_tool, read_json, run_pyoci, snapshot, validate_layout
+from conftest import FIXTURES, need_tool, run_pyoci, validate_layout
+from support.layouts import blob, blob_names, document, entry, read_json, snapshot
 
 from pyoci import (
     Compression,
@@ -56,24 +57,6 @@ def singles(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
         result = convert(str(archive), f"oci:{base / arch}:1.0")
         out.append((base / arch, str(result.images[0].manifest.digest)))
     return out
-
-
-def tagged(layout: Path, tag: str) -> dict:
-    entries = [
-        m for m in read_json(layout / "index.json")["manifests"] if m.get("annotations", {}).get(REF_NAME) == tag
-    ]
-    assert len(entries) == 1
-    return entries[0]
-
-
-def image_index(layout: Path, tag: str) -> dict:
-    entry = tagged(layout, tag)
-    assert entry["mediaType"] == IMAGE_INDEX
-    return json.loads(blob(layout, entry["digest"]))
-
-
-def blob_names(layout: Path) -> list[str]:
-    return sorted(p.name for p in (layout / "blobs/sha256").iterdir())
 
 
 def without_variant(source: Path, target: Path) -> str:
@@ -157,7 +140,7 @@ def test_same_command_same_bytes(tmp_path: Path) -> None:
     assert first == second
     assert snapshot(tmp_path / "x") == snapshot(tmp_path / "y")
     # order follows the sources
-    assert [m["platform"] for m in image_index(tmp_path / "x", "v")["manifests"]] == PLATFORMS[::-1]
+    assert [m["platform"] for m in document(tmp_path / "x", "v", IMAGE_INDEX)["manifests"]] == PLATFORMS[::-1]
     # merging the same sources again into the tag changes nothing
     before = snapshot(tmp_path / "x")
     assert run_pyoci("merge", *args, f"oci:{tmp_path / 'x'}:v").stdout == first
@@ -174,7 +157,7 @@ def test_skopeo_reads_and_copies_every_platform(tmp_path: Path, singles: list[tu
     assert raw == blob(out, str(result.index.digest))
     assert [m["platform"] for m in json.loads(raw)["manifests"]] == PLATFORMS
     subprocess.run([skopeo, "copy", "-q", "--all", f"oci:{out}:1.0", f"oci:{other}:1.0"], check=True)
-    copied = image_index(other, "1.0")
+    copied = document(other, "1.0", IMAGE_INDEX)
     assert [m["digest"] for m in copied["manifests"]] == [digest for _, digest in singles]
     assert [m["platform"] for m in copied["manifests"]] == PLATFORMS
     assert set(blob_names(other)) == set(blob_names(out))
@@ -210,7 +193,7 @@ def test_umoci_unpacks_a_platform_picked_by_skopeo(tmp_path: Path) -> None:
         ],
         check=True,
     )
-    assert tagged(single, "arm")["digest"] == image_index(out, "1.0")["manifests"][2]["digest"]
+    assert entry(single, "arm")["digest"] == document(out, "1.0", IMAGE_INDEX)["manifests"][2]["digest"]
     bundle = tmp_path / "bundle"
     subprocess.run(
         [umoci, "unpack", "--rootless", "--image", f"{single}:arm", str(bundle)], check=True, capture_output=True
@@ -222,15 +205,15 @@ def test_fifth_platform_keeps_the_other_four(tmp_path: Path) -> None:
     out = tmp_path / "multi"
     merge([str(a) for a in ARCHIVES], f"oci:{out}:1.0")
     before_blobs = snapshot(out / "blobs")
-    before = image_index(out, "1.0")
+    before = document(out, "1.0", IMAGE_INDEX)
     armv6 = tmp_path / "hello-armv6.tar"
     config = without_variant(FIXTURES / "hello-armv7.tar", armv6)
     # without an override the config says linux/arm with no variant
     plain = merge([str(armv6)], f"oci:{tmp_path / 'p'}:x")
     assert plain.manifests[0].platform == Platform("linux", "arm")
     proc = run_pyoci("merge", "--platform", "linux/arm/v6", str(armv6), f"oci:{out}:1.0")
-    after = image_index(out, "1.0")
-    assert proc.stdout.decode().strip() == tagged(out, "1.0")["digest"]
+    after = document(out, "1.0", IMAGE_INDEX)
+    assert proc.stdout.decode().strip() == entry(out, "1.0")["digest"]
     assert after["manifests"][:4] == before["manifests"]
     assert after["manifests"][4]["platform"] == {"architecture": "arm", "os": "linux", "variant": "v6"}
     assert json.loads(blob(out, after["manifests"][4]["digest"]))["config"]["digest"] == config
@@ -247,7 +230,7 @@ def test_single_manifest_tag_becomes_an_index(tmp_path: Path, singles: list[tupl
     convert(str(ARCHIVES[1]), f"oci:{out}:other")
     for archive in ARCHIVES[1:]:
         merge([str(archive)], f"oci:{out}:1.0")
-    index = image_index(out, "1.0")
+    index = document(out, "1.0", IMAGE_INDEX)
     assert [m["digest"] for m in index["manifests"]] == [digest for _, digest in singles]
     assert index["manifests"][0] == {
         "mediaType": IMAGE_MANIFEST,
@@ -257,7 +240,7 @@ def test_single_manifest_tag_becomes_an_index(tmp_path: Path, singles: list[tupl
     }
     # the other tag is untouched, and index.json keeps its order
     assert [m["annotations"][REF_NAME] for m in read_json(out / "index.json")["manifests"]] == ["1.0", "other"]
-    assert tagged(out, "other")["digest"] == singles[1][1]
+    assert entry(out, "other")["digest"] == singles[1][1]
     validate_layout(out)
 
 
@@ -298,7 +281,7 @@ def test_annotations_on_the_index(tmp_path: Path) -> None:
     run_pyoci("merge", "--annotation", "org.opencontainers.image.version=1.0", "--annotation", "x=a=b",
               str(ARCHIVES[0]), f"oci:{out}:1.0")  # fmt: skip
     run_pyoci("merge", "--annotation", "x=c", str(ARCHIVES[1]), f"oci:{out}:1.0")
-    index = image_index(out, "1.0")
+    index = document(out, "1.0", IMAGE_INDEX)
     assert index["annotations"] == {"org.opencontainers.image.version": "1.0", "x": "c"}
     assert len(index["manifests"]) == 2
     validate_layout(out)
@@ -310,7 +293,7 @@ def test_json_output(tmp_path: Path) -> None:
     )
     result = json.loads(proc.stdout)
     assert result["tag"] == "latest"
-    assert result["index"]["digest"] == tagged(tmp_path / "j", "latest")["digest"]
+    assert result["index"]["digest"] == entry(tmp_path / "j", "latest")["digest"]
     assert [m["platform"] for m in result["manifests"]] == [PLATFORMS[0], PLATFORMS[3]]
     assert result["added"] == [m["digest"] for m in result["manifests"]]
     layers = json.loads(blob(tmp_path / "j", result["manifests"][0]["digest"]))["layers"]
@@ -355,7 +338,7 @@ def test_platform_override_arm64_equals_arm64_v8(tmp_path: Path) -> None:
     # arm64 and arm64/v8 are one platform: an override to linux/arm64 still conflicts with v8
     out = tmp_path / "o"
     merge([MergeSource(str(ARCHIVES[1]), Platform.parse("linux/arm64"))], f"oci:{out}:1.0")
-    assert image_index(out, "1.0")["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux"}
+    assert document(out, "1.0", IMAGE_INDEX)["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux"}
     zstd = tmp_path / "z"
     convert(str(ARCHIVES[1]), f"oci:{zstd}:z", options=LayerOptions(Compression.ZSTD))
     with pytest.raises(PlatformConflictError):
@@ -504,10 +487,10 @@ def test_two_concurrent_merges_into_one_tag_lose_nothing(tmp_path: Path, singles
             if child.poll() is None:
                 child.kill()
     assert [child.returncode for child in children] == [0, 0, 0], outputs
-    index = image_index(out, "1.0")
+    index = document(out, "1.0", IMAGE_INDEX)
     assert index["manifests"][0]["digest"] == singles[0][1]
     assert sorted(m["digest"] for m in index["manifests"][1:]) == sorted(digest for _, digest in singles[1:])
-    assert tagged(out, "1.0")["digest"] in [o.decode().strip() for o, _ in outputs]
+    assert entry(out, "1.0")["digest"] in [o.decode().strip() for o, _ in outputs]
     validate_layout(out)
 
 
@@ -516,8 +499,8 @@ def test_archive_forms_stdin_and_compressed(tmp_path: Path, singles: list[tuple[
     gz = (FIXTURES / "hello-amd64.tar.gz").read_bytes()
     sources = ["-", f"docker-archive:{ARCHIVES[1]}:example.com/hello:1.0", f"docker-archive:{ARCHIVES[2]}:@0"]
     proc = run_pyoci("merge", *sources, str(FIXTURES / "hello-amd64.tar.zst"), f"oci:{out}:1.0", input=gz)
-    index = image_index(out, "1.0")
-    assert proc.stdout.decode().strip() == tagged(out, "1.0")["digest"]
+    index = document(out, "1.0", IMAGE_INDEX)
+    assert proc.stdout.decode().strip() == entry(out, "1.0")["digest"]
     # the .tar.zst is the same amd64 image as stdin's .tar.gz: the very same manifest, not a conflict
     assert [m["digest"] for m in index["manifests"]] == [digest for _, digest in singles[:3]]
     validate_layout(out)

@@ -10,54 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, need_tool, read_json, run_pyoci
-from servers.fault_proxy import Fault, FaultProxy
-from servers.images import multi_layout, single_layout
-from servers.registry import Registry, htpasswd, start_registry
-from servers.tls import make_certificates
-from servers.token_issuer import TokenIssuer
+from conftest import FIXTURES, PASSWORD, USER, need_tool, pull, run_pyoci
+from support.fault_proxy import Fault, FaultProxy
+from support.layouts import entry, read_json
+from support.registry import Registry, start_registry
+from support.tls import make_certificates
+from support.token_issuer import TokenIssuer
 
 import pyoci
 from pyoci import RegistryOptions, push
-from pyoci.errors import AuthError, FormatError, PushError
+from pyoci.errors import AuthError, FormatError, RegistryError
 from pyoci.targets.auth import find_credentials, parse_challenges
 
-USER, PASSWORD = "alice", "s3cret-Pa55word"
 FAST = RegistryOptions(retry_times=3, retry_delay=0.01)
-
-
-@pytest.fixture(scope="session")
-def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("layouts")
-    return {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    need_tool("docker-registry")
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture(scope="session")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    need_tool("docker-registry")
-    work = tmp_path_factory.mktemp("basic")
-    users = htpasswd(work / "htpasswd", {USER: PASSWORD})
-    reg = start_registry(work, f"auth:\n  htpasswd:\n    realm: pyoci-test\n    path: {users}\n")
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
-def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenIssuer]]:
-    need_tool("docker-registry")
-    issuer = TokenIssuer({USER: PASSWORD}, tmp_path / "issuer")
-    reg = start_registry(tmp_path / "registry", issuer.registry_auth())
-    yield reg, issuer
-    reg.stop()
-    issuer.stop()
 
 
 @pytest.fixture
@@ -65,21 +30,6 @@ def proxy(registry: Registry) -> Iterator[FaultProxy]:
     fault_proxy = FaultProxy(registry.port)
     yield fault_proxy
     fault_proxy.stop()
-
-
-def pull(reference: str, dest: Path, *creds: str) -> dict[str, object]:
-    """skopeo copy --all from the registry into an OCI layout; return its index.json entry."""
-    need_tool("skopeo")
-    args = ["skopeo", "copy", "--all", "--src-tls-verify=false", *creds, f"docker://{reference}", f"oci:{dest}:pulled"]
-    proc = subprocess.run(args, capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()
-    entry: dict[str, object] = read_json(dest / "index.json")["manifests"][0]
-    return entry
-
-
-def local_digest(layout: Path, tag: str) -> str:
-    entries = read_json(layout / "index.json")["manifests"]
-    return next(e["digest"] for e in entries if e["annotations"]["org.opencontainers.image.ref.name"] == tag)
 
 
 def test_cli_pushes_docker_archive_and_prints_registry_digest(registry: Registry, tmp_path: Path) -> None:
@@ -90,26 +40,30 @@ def test_cli_pushes_docker_archive_and_prints_registry_digest(registry: Registry
     printed = proc.stdout.decode().strip()
     assert digestfile.read_text() == printed
     # no tag given: the archive's own tag (RepoTags example.com/hello:1.0)
-    entry = pull(f"{registry.host}/cli:1.0", tmp_path / "pulled")
-    assert entry["digest"] == printed
+    pulled = pull(f"{registry.host}/cli:1.0", tmp_path / "pulled")
+    assert pulled["digest"] == printed
 
 
 def test_multi_arch_push_and_skip_existing(registry: Registry, layouts: dict[str, Path], tmp_path: Path) -> None:
     multi = layouts["multi"]
     first = push(f"oci:{multi}:multi", f"{registry.host}/multi", options=FAST)
-    assert str(first.digest) == local_digest(multi, "multi")
+    assert str(first.digest) == entry(multi, "multi")["digest"]
     assert first.media_type == pyoci.mediatype.IMAGE_INDEX
     counts = first.destinations[0]
     assert counts.reference == f"docker://{registry.host}/multi:multi"
     assert (counts.uploaded, counts.skipped, counts.manifests) == (12, 0, 5)  # 4 x (config + 2 layers); 4 + index
-    entry = pull(f"{registry.host}/multi:multi", tmp_path / "pulled")
-    assert entry["digest"] == str(first.digest)
+    pulled = pull(f"{registry.host}/multi:multi", tmp_path / "pulled")
+    assert pulled["digest"] == str(first.digest)
     pulled = read_json(tmp_path / "pulled" / "blobs" / "sha256" / str(first.digest).split(":")[1])
     assert len(pulled["manifests"]) == 4
-    # second push: every blob is found by HEAD, nothing is uploaded
+    # second push: the index is there under the tag, so nothing below it is even asked about
     again = push(f"oci:{multi}:multi", f"docker://{registry.host}/multi:multi", options=FAST)
     assert again.digest == first.digest
-    assert (again.destinations[0].uploaded, again.destinations[0].skipped) == (0, 12)
+    counts = again.destinations[0]
+    assert (counts.uploaded, counts.skipped, counts.manifests, counts.manifests_skipped) == (0, 0, 0, 1)
+    # a new tag of the same index: one HEAD by digest, one PUT of the tag
+    tagged = push(f"oci:{multi}:multi", f"docker://{registry.host}/multi:again", options=FAST).destinations[0]
+    assert (tagged.uploaded, tagged.skipped, tagged.manifests, tagged.manifests_skipped) == (0, 0, 1, 0)
 
 
 def test_several_destinations_one_registry(registry: Registry, layouts: dict[str, Path], tmp_path: Path) -> None:
@@ -129,7 +83,7 @@ def test_several_destinations_one_registry(registry: Registry, layouts: dict[str
 
 
 def test_digest_destination(registry: Registry, layouts: dict[str, Path]) -> None:
-    digest = local_digest(layouts["single"], "1.0")
+    digest = entry(layouts["single"], "1.0")["digest"]
     result = push(layouts["single"], f"{registry.host}/bydigest@{digest}", options=FAST)
     assert result.destinations[0].reference.endswith(f"bydigest@{digest}")
     wrong = "sha256:" + "0" * 64
@@ -144,7 +98,7 @@ def test_corrupt_local_blob_is_not_sent(proxy: FaultProxy, layouts: dict[str, Pa
 
     layout = tmp_path / "corrupt"
     shutil.copytree(layouts["single"], layout)
-    manifest = read_json(layout / "blobs" / "sha256" / local_digest(layout, "1.0").split(":")[1])
+    manifest = read_json(layout / "blobs" / "sha256" / entry(layout, "1.0")["digest"].split(":")[1])
     path = layout / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":")[1]
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
@@ -193,7 +147,7 @@ def test_retries_after_503_and_a_cut_patch(proxy: FaultProxy, layouts: dict[str,
 def test_retries_give_up_with_a_clear_error(proxy: FaultProxy, layouts: dict[str, Path]) -> None:
     proxy.faults = [Fault("PUT", "/manifests/", "503") for _ in range(3)]
     options = RegistryOptions(retry_times=2, retry_delay=0.01)
-    with pytest.raises(PushError, match=r"HTTP 503 \(after 3 attempts\)"):
+    with pytest.raises(RegistryError, match=r"HTTP 503 \(after 3 attempts\)"):
         push(layouts["single"], f"{proxy.host}/giveup:1", options=options)
 
 
@@ -376,12 +330,12 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
     tls = f"  tls:\n    certificate: {cert}\n    key: {key}\n"
     reg = start_registry(tmp_path / "registry", http_extra=tls)
     try:
-        with pytest.raises(PushError, match="(?i)certificate verify failed"):
+        with pytest.raises(RegistryError, match="(?i)certificate verify failed"):
             push(layouts["single"], f"{reg.host}/tls:1", options=FAST)
         ok = push(layouts["single"], f"{reg.host}/tls:1", options=RegistryOptions(cert_dir=str(cert_dir)))
         assert ok.destinations[0].uploaded == 3
         insecure = push(layouts["single"], f"{reg.host}/tls:2", options=RegistryOptions(tls_verify=False))
-        assert insecure.destinations[0].skipped == 3
+        assert (insecure.destinations[0].uploaded, insecure.destinations[0].manifests) == (0, 1)  # the new tag
         cli = run_pyoci("push", "-q", "--cert-dir", str(cert_dir), str(layouts["single"]), f"{reg.host}/tls:3")
         assert cli.stdout.decode().strip() == str(ok.digest)
     finally:
@@ -391,5 +345,5 @@ def test_tls_with_private_ca(layouts: dict[str, Path], tmp_path: Path) -> None:
 def test_plain_http_refused_for_remote_hosts() -> None:
     # A non-loopback registry is only spoken to over verified HTTPS; the name does not resolve here.
     options = RegistryOptions(retry_times=0, timeout=2)
-    with pytest.raises(PushError, match="cannot connect over HTTPS"):
+    with pytest.raises(RegistryError, match="cannot connect over HTTPS"):
         push(str(FIXTURES / "hello-amd64.tar"), "docker://registry.invalid/app:1", options=options)

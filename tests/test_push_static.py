@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FIXTURES, read_json, run_pyoci
-from servers.images import multi_layout, single_layout
-from servers.nginx import Nginx, nginx_binary, start_nginx
-from servers.pull import assert_pulled_exactly, skopeo_pull
+from conftest import need_tool, run_pyoci
+from support.images import multi_layout, single_layout
+from support.layouts import read_json
+from support.nginx import Nginx, nginx_binary, start_nginx
+from support.paths import FIXTURES
+from support.pull import assert_pulled_exactly, skopeo_pull
 
 from pyoci import mediatype, push
 from pyoci.commands.merge import merge
@@ -80,8 +82,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory, layouts: dict[str, Path]) -> 
 def _nginx() -> str:
     found = nginx_binary()
     if found is None:
-        from conftest import need_tool
-
         return need_tool("nginx")
     return found
 
@@ -147,7 +147,8 @@ def test_reexport_adds_without_rewriting_blobs(layouts: dict[str, Path], tmp_pat
     blobs = sorted((root / "v2" / "app" / "blobs").iterdir())
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in blobs}
     again = push(layouts["single"], [f"static:{root}:app:2", f"static:{root}:copy:1"])
-    assert (again.destinations[0].skipped, again.destinations[0].uploaded) == (3, 0)
+    tagged = again.destinations[0]
+    assert (tagged.manifests_skipped, tagged.uploaded, tagged.skipped, tagged.manifests) == (0, 0, 0, 1)  # the tag
     assert (again.destinations[1].mounted, again.destinations[1].uploaded) == (3, 0)
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (root / "v2" / "app" / "blobs").iterdir()}
     assert after == before
@@ -218,8 +219,6 @@ def test_nginx_answers(tree: Path, served: str) -> None:
 
 @pytest.mark.parametrize(("repo", "tag"), [(SINGLE_REF, "1.0"), (MULTI_REF, "2.0"), (MULTI_REF, "multi")])
 def test_skopeo_pulls_from_nginx(tree: Path, served: str, tmp_path: Path, repo: str, tag: str) -> None:
-    from conftest import need_tool
-
     need_tool("skopeo")
     skopeo_pull(served, repo, tag, tmp_path / "pulled")
     assert_pulled_exactly(tmp_path / "pulled", tree, repo, tag)
@@ -227,8 +226,6 @@ def test_skopeo_pulls_from_nginx(tree: Path, served: str, tmp_path: Path, repo: 
 
 def test_every_export_is_served_without_reload(layouts: dict[str, Path], tmp_path: Path) -> None:
     """One nginx, started once: export A, pull; re-export A with another platform and add B; pull both again."""
-    from conftest import need_tool
-
     need_tool("skopeo")
     root = tmp_path / "site"
     push(layouts["pair"], f"static:{root}:app:a")

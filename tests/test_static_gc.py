@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from archives import config_for, docker_archive, layer_tar
-from conftest import SCHEMAS, need_shared, read_json, run_pyoci
-from servers.dated_images import dated_layout
+from conftest import need_shared, run_pyoci
+from support.archives import config_for, docker_archive, layer_tar
+from support.dated_images import dated_layout
+from support.layouts import read_json
+from support.paths import SCHEMAS
 
 from pyoci import LayerOptions, gc, push, verify
 from pyoci.commands.convert import convert

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, run_pyoci
-from servers.images import multi_layout, single_layout
-from servers.nginx import free_port
-from servers.pull import assert_pulled_exactly, skopeo_pull
-from servers.s3 import CREDENTIALS, Website, moto_binary, start_moto
+from conftest import need_tool, run_pyoci
+from support.images import multi_layout, single_layout
+from support.nginx import free_port
+from support.paths import FIXTURES
+from support.pull import assert_pulled_exactly, skopeo_pull
+from support.s3 import CREDENTIALS, Website, moto_binary, start_moto
 
 from pyoci import gc, mediatype, push
 from pyoci.commands.merge import merge
@@ -107,8 +108,6 @@ def test_sync_uploads_what_changed_deletes_what_went_and_pulls_work(
 
     site = Website(moto, name, "registry/")
     try:
-        from conftest import need_tool
-
         need_tool("skopeo")
         for repo, tag in (("app", "1"), ("app", "2"), ("team/other", "x")):
             skopeo_pull(site.host, repo, tag, tmp_path / f"pull-{repo.replace('/', '-')}-{tag}")

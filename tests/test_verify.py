@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, SCHEMAS, blob, need_shared, read_json, run_pyoci
+from conftest import FIXTURES, SCHEMAS, need_shared, run_pyoci
+from support.layouts import blob, blob_path, document, read_json
 
 from pyoci import Compression, LayerOptions, LayoutError, convert, verify
 from pyoci.errors import TagError
@@ -21,15 +22,6 @@ def layout(tmp_path: Path) -> Path:
     return out
 
 
-def blob_path(layout: Path, digest: str) -> Path:
-    return layout / "blobs" / "sha256" / digest.split(":")[1]
-
-
-def only_manifest(layout: Path) -> dict:
-    entry = read_json(layout / "index.json")["manifests"][0]
-    return json.loads(blob(layout, entry["digest"]))
-
-
 def test_sound_layout(layout: Path) -> None:
     need_shared()
     report = verify(layout, schemas_dir=SCHEMAS)
@@ -40,7 +32,7 @@ def test_sound_layout(layout: Path) -> None:
 
 
 def test_missing_layer_blob(layout: Path) -> None:
-    layer = only_manifest(layout)["layers"][1]["digest"]
+    layer = document(layout)["layers"][1]["digest"]
     blob_path(layout, layer).unlink()
     report = verify(layout)
     assert len(report.problems) == 1
@@ -48,7 +40,7 @@ def test_missing_layer_blob(layout: Path) -> None:
 
 
 def test_corrupt_layer_and_config(layout: Path) -> None:
-    manifest = only_manifest(layout)
+    manifest = document(layout)
     layer = manifest["layers"][0]["digest"]
     path = blob_path(layout, layer)
     data = bytearray(path.read_bytes())
@@ -75,7 +67,7 @@ def test_media_type_not_matching_bytes(tmp_path: Path) -> None:
 
 
 def test_diff_id_mismatch(layout: Path) -> None:
-    manifest = only_manifest(layout)
+    manifest = document(layout)
     # swap in a valid gzip blob of other content under the first layer's position
     other = gzip.compress(b"\0" * 1024, mtime=0)
     digest = "sha256:" + hashlib.sha256(other).hexdigest()
@@ -88,7 +80,7 @@ def test_diff_id_mismatch(layout: Path) -> None:
 
 def test_schema_failure_and_leftover_temp(layout: Path) -> None:
     need_shared()
-    manifest = only_manifest(layout)
+    manifest = document(layout)
     manifest["schemaVersion"] = 3
     _replace_manifest(layout, manifest)
     (layout / ".pyoci-tmp-1-abc").write_bytes(b"partial")

@@ -5,6 +5,7 @@ The public API is re-exported here; see each module for details.
 
 from pyoci.archive.plan import ConvertedImage
 from pyoci.commands.convert import ConvertResult, convert
+from pyoci.commands.copy import CopyResult, copy
 from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
 from pyoci.commands.inspect import InspectedImage, InspectResult, PlatformImage, inspect
 from pyoci.commands.merge import MergeResult, MergeSource, merge
@@ -20,17 +21,16 @@ from pyoci.errors import (
     FormatError,
     LayoutError,
     PlatformConflictError,
-    PushError,
     PyociError,
+    RegistryError,
     TagError,
 )
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
-from pyoci.targets.registry import RegistryOptions
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
-
-__version__ = "0.1.0"
+from pyoci.version import __version__
 
 __all__ = [
     "ArchiveError",
@@ -38,6 +38,7 @@ __all__ = [
     "Compression",
     "ConvertResult",
     "ConvertedImage",
+    "CopyResult",
     "Descriptor",
     "DiffIDMismatchError",
     "Digest",
@@ -55,7 +56,7 @@ __all__ = [
     "Platform",
     "PlatformConflictError",
     "PlatformImage",
-    "PushError",
+    "RegistryError",
     "PushResult",
     "PyociError",
     "RegistryOptions",
@@ -64,6 +65,7 @@ __all__ = [
     "VerifyReport",
     "__version__",
     "convert",
+    "copy",
     "gc",
     "inspect",
     "merge",

@@ -10,10 +10,11 @@ the command line turns it into one line on stderr and a non-zero exit status::
      +-- LayoutError            an OCI image layout that cannot be read or written
      |    +-- BlobNotFoundError     a descriptor whose blob is absent
      |    +-- TagError              a tag that is missing or ambiguous in a layout
-     +-- DigestMismatchError    bytes whose digest or size differ from what was declared
+     +-- DigestMismatchError    bytes whose digest or size differ from what was declared (.expected, .actual)
      +-- PlatformConflictError  two images of one merge for the same platform
      +-- StreamNotConsumedError a stream result asked for before the stream was read to its end
-     +-- PushError              a registry or static-tree destination refused or failed a push
+     +-- RegistryError          a registry or static registry tree refused or failed an operation
+          |                         (.status: the HTTP status; .codes: distribution-spec error codes)
           +-- AuthError             credentials missing, unreadable or refused by a registry
 
 Messages are lower case, in the form ``"<what>: <why>"``, and name the file, member or reference.
@@ -51,7 +52,17 @@ class TagError(LayoutError):
 
 
 class DigestMismatchError(PyociError):
-    """Bytes whose digest or size differ from the descriptor that declared them."""
+    """Bytes whose digest or size differ from the descriptor that declared them.
+
+    Attributes:
+        expected: the declared digest (``"sha256:..."``) or size in bytes, when known.
+        actual: the digest or size of the bytes, when known.
+    """
+
+    def __init__(self, message: str, *, expected: str | int | None = None, actual: str | int | None = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
 
 
 class PlatformConflictError(PyociError):
@@ -62,9 +73,21 @@ class StreamNotConsumedError(PyociError):
     """A digest or size was asked of a stream before the stream was read to its end."""
 
 
-class PushError(PyociError):
-    """A push destination (a registry or a static tree) refused or failed an operation."""
+class RegistryError(PyociError):
+    """A registry (or a static registry tree) refused or failed an operation.
+
+    Attributes:
+        status: the HTTP status of the answer, or None when there was none (a connection failure,
+            a file system error in a static tree).
+        codes: the distribution-spec error codes of the answer's body (``spec.md`` "Error Codes",
+            e.g. ``MANIFEST_UNKNOWN``, ``DENIED``), in order.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
 
 
-class AuthError(PushError):
+class AuthError(RegistryError):
     """Credentials are missing, unreadable, or refused by a registry or its token service."""

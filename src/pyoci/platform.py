@@ -118,6 +118,13 @@ class Platform:
             out["variant"] = self.variant
         return out
 
+    @classmethod
+    def host(cls) -> Platform:
+        """The platform of this machine (``linux/amd64``, ``linux/arm64``...), normalised."""
+        import platform as machine
+
+        return cls(machine.system().lower() or "linux", machine.machine() or "amd64").normalized()
+
     def __str__(self) -> str:
         text = f"{self.os}/{self.architecture}"
         return f"{text}/{self.variant}" if self.variant else text

@@ -5,6 +5,11 @@
 * ``docker-archive:`` (a file, ``-`` for stdin): imported in one streaming pass into a staging
   layout, compressed as ``options`` say, then read from there.
 * ``oci-archive:FILE[:TAG]``: extracted into a staging layout, then read from there.
+* ``docker://HOST/REPO[:TAG|@DIGEST]``: read from the registry (manifests and configs fetched,
+  blobs streamed when a target asks for them), through the registry client of the command's
+  :class:`~pyoci.targets.session.Destinations` when it has one for that registry (one connection
+  and one token for both sides).
+* ``static:DIR:REPO[:TAG|@DIGEST]``: read from the tree's files.
 
 **Staging policy**: a staging layout is a temporary directory (``.pyoci-tmp-<pid>-...``) inside
 ``staging`` when the caller has a local destination (so its blobs can be hard-linked, not copied,
@@ -27,13 +32,19 @@ from pyoci.fsutil import temp_name
 from pyoci.layout.ociarchive import extract_layout_tar
 from pyoci.layout.store import ImageLayout
 from pyoci.progress import Progress
-from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, parse
+from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
 from pyoci.targets import Source
+from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutSource
+from pyoci.targets.registry import RegistrySource
+from pyoci.targets.session import Destinations
+from pyoci.targets.static_source import StaticSource
 from pyoci.transcode import LayerOptions
 
 LOCAL_SOURCES = ("oci", "oci-archive", "docker-archive")
-"""The transports :func:`open_source` opens."""
+"""The transports read from this machine's files."""
+ALL_SOURCES = (*LOCAL_SOURCES, "docker", "static")
+"""Every transport :func:`open_source` opens."""
 
 
 @contextlib.contextmanager
@@ -64,8 +75,11 @@ def open_source(
     staging: Path | None = None,
     options: LayerOptions | None = None,
     progress: Progress | None = None,
+    transports: tuple[str, ...] = ALL_SOURCES,
+    session: Destinations | None = None,
+    registry: RegistryOptions | None = None,
 ) -> Iterator[Source]:
-    """Open a local source reference (see the module docstring).
+    """Open a source reference (see the module docstring).
 
     Args:
         reference: the reference; a bare path is a layout when it is a directory, else a docker-archive.
@@ -73,13 +87,29 @@ def open_source(
         staging: where to stage an archive (the destination's directory when it is local), or None.
         options: how an archive's layers are written when staged (default: gzip).
         progress: receives per-layer byte counts while an archive is imported.
+        transports: the transports the command takes.
+        session: the command's destinations, whose registry clients a registry source shares.
+        registry: how to reach a registry when there is no ``session``.
 
     Raises:
         FormatError: a malformed reference or another transport.
         ArchiveError, DiffIDMismatchError: an unreadable or inconsistent docker-archive.
         LayoutError: an unreadable layout or oci-archive.
+        RegistryError: a registry that cannot be reached or refuses access.
     """
-    ref = expect(parse(reference), LOCAL_SOURCES, what)
+    ref = expect(parse(reference), transports, what)
+    if isinstance(ref, ImageName):
+        if session is not None:
+            yield RegistrySource(session.client(ref.domain), ref)
+            return
+        with RegistryClient(ref.domain, registry) as client:
+            yield RegistrySource(client, ref)
+        return
+    if isinstance(ref, StaticReference):
+        source = StaticSource(ref)
+        with source.tree.reader_lock():  # a gc of the tree waits until this read is done
+            yield source
+        return
     if isinstance(ref, LayoutReference) and not ref.archive:
         layout = ImageLayout.open(ref.path)
         with layout.writer_lock():

@@ -8,7 +8,7 @@ actual in the message) and never returns bytes past the declared size.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from pyoci.digest import Digest, Digester
 from pyoci.errors import DigestMismatchError
@@ -163,7 +163,7 @@ class VerifyingReader:
     """Reads exactly ``size`` bytes from ``source`` and checks their digest at the end.
 
     Args:
-        source: binary file object positioned at the start of the content.
+        source: a reader (a binary file, a response body) positioned at the start of the content.
         digest: the expected digest.
         size: the expected size in bytes.
         where: the name used in error messages (a file path or member name).
@@ -172,7 +172,7 @@ class VerifyingReader:
     than ``size`` or its digest differs.
     """
 
-    def __init__(self, source: BinaryIO, digest: Digest, size: int, where: str) -> None:
+    def __init__(self, source: Readable, digest: Digest, size: int, where: str) -> None:
         self._source = source
         self._expected = digest
         self._size = size
@@ -187,7 +187,11 @@ class VerifyingReader:
         data = self._source.read(want) if want > 0 else b""
         self._digester.update(data)
         if want > 0 and not data:
-            raise DigestMismatchError(f"{self._where}: size: expected {self._size} bytes, got {self._digester.size}")
+            raise DigestMismatchError(
+                f"{self._where}: size: expected {self._size} bytes, got {self._digester.size}",
+                expected=self._size,
+                actual=self._digester.size,
+            )
         if self._digester.size == self._size and not self._done:
             self._check_end()
         return data
@@ -195,10 +199,15 @@ class VerifyingReader:
     def _check_end(self) -> None:
         self._done = True
         if self._source.read(1):
-            raise DigestMismatchError(f"{self._where}: size: expected {self._size} bytes, got more")
+            message = f"{self._where}: size: expected {self._size} bytes, got more"
+            raise DigestMismatchError(message, expected=self._size)
         actual = self._digester.finish()
         if actual != self._expected:
-            raise DigestMismatchError(f"{self._where}: digest: expected {self._expected}, got {actual}")
+            raise DigestMismatchError(
+                f"{self._where}: digest: expected {self._expected}, got {actual}",
+                expected=str(self._expected),
+                actual=str(actual),
+            )
 
     def drain(self) -> None:
         """Read and verify the rest of the content, discarding it."""

@@ -6,11 +6,12 @@ import sys
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options
+from pyoci.cli.options import emit_json, layer_options, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.commands.gc import gc, untag
 from pyoci.commands.inspect import inspect
 from pyoci.commands.merge import MergeSource, merge, parse_annotation, parse_platform_override
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
 
@@ -29,6 +30,7 @@ from pyoci.transcode import LayerOptions
 @click.option("--flat", is_flag=True, help="Write the platform entries straight into index.json, untagged.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Image index annotation.")
 @layer_options
+@registry_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 def merge_command(
@@ -39,15 +41,18 @@ def merge_command(
     flat: bool,
     annotations: tuple[str, ...],
     options: LayerOptions,
+    registry: RegistryOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Merge per-platform images into one multi-platform image.
 
-    Each SOURCE is an OCI layout (oci:DIR[:TAG] or a directory) or a docker-archive (as convert
-    reads them). DESTINATION is a directory or oci:DIR[:TAG] (tag 'latest' when absent); merging into
-    an existing tag adds platforms. Prints the digest of the image index (with --flat, of each
-    platform manifest).
+    Each SOURCE is any source pyoci reads: an OCI layout (oci:DIR[:TAG] or a directory), a
+    docker-archive (as convert reads them), docker://..., static:..., oci-archive:....
+    DESTINATION is a directory, oci:DIR[:TAG], docker://HOST/REPO[:TAG] or static:DIR:REPO[:TAG]
+    (tag 'latest' when absent); merging into an existing tag adds platforms. In a registry, images
+    already there are not downloaded: their manifests are read and their blobs mounted. Prints the
+    digest of the image index (with --flat, of each platform manifest).
     """
     overrides = dict(parse_platform_override(text, len(sources)) for text in platforms)
     items = [MergeSource(source, overrides.get(i)) for i, source in enumerate(sources)]
@@ -58,6 +63,7 @@ def merge_command(
         replace=replace,
         annotations=dict(parse_annotation(text) for text in annotations),
         options=options,
+        registry=registry,
         progress=make_progress(quiet),
     )
     if as_json:
@@ -71,13 +77,15 @@ def merge_command(
 @click.argument("source")
 @click.option("--raw", is_flag=True, help="Print the manifest or index bytes exactly (manifest.json for an archive).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def inspect_command(source: str, raw: bool, as_json: bool) -> None:
-    """Summarise a layout, one of its images (oci:DIR:TAG) or a docker-archive.
+@registry_options
+def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOptions) -> None:
+    """Summarise a layout, one of its images (oci:DIR:TAG), a docker-archive or a registry image.
 
-    Shows tags, platforms, manifest and config digests, layer count and sizes, created and
-    entrypoint.
+    SOURCE is any source pyoci reads (docker://..., oci:..., oci-archive:..., docker-archive:...,
+    static:...). Shows tags, platforms, manifest and config digests, layer count and sizes,
+    created and entrypoint; --raw prints the exact manifest or index bytes.
     """
-    result = inspect(source)
+    result = inspect(source, options=registry)
     if raw:
         sys.stdout.buffer.write(result.raw)
         sys.stdout.buffer.flush()

@@ -131,9 +131,11 @@ def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-from pyoci.cli.push import push_command  # noqa: E402 - each command module registers itself here, last
+from pyoci.cli.copy import copy_command  # noqa: E402 - each command module registers itself here, last
+from pyoci.cli.push import push_command  # noqa: E402
 
 main.add_command(push_command)
+main.add_command(copy_command)
 
 from pyoci.cli.images import gc_command, inspect_command, merge_command, untag_command  # noqa: E402
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from pyoci.errors import FormatError
 from pyoci.mediatype import Compression
+from pyoci.targets.client import DEFAULT_CHUNK_SIZE, MAX_RETRIES, RegistryOptions
 from pyoci.transcode import LayerOptions
+
+_SIZE = re.compile(r"(\d{1,15})\s*([kmg]?)i?b?", re.IGNORECASE)
 
 
 def layer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,3 +61,84 @@ def _scale(codec: Compression) -> str:
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout (the ``--json`` output of every command)."""
     click.echo(json.dumps(obj, indent=2))
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte count such as ``1048576``, ``512K``, ``64M``, ``1GiB`` (binary units).
+
+    Raises:
+        FormatError: not a size.
+    """
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise FormatError(f"--chunk-size {text!r}: expected a byte count such as 65536, 512K or 64M")
+    return int(match.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[match.group(2).lower()]
+
+
+def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the registry options (skopeo's names) and ``--debug``, passed on as ``registry``."""
+
+    @click.option("--creds", metavar="USER:PASSWORD", help="Credentials for the registries (else the auth files).")
+    @click.option(
+        "--authfile", type=click.Path(dir_okay=False), help="containers-auth.json file to read credentials from."
+    )
+    @click.option("--cert-dir", type=click.Path(file_okay=False), help="Directory of *.crt CAs and *.cert/*.key pairs.")
+    @click.option(
+        "--tls-verify",
+        type=click.BOOL,
+        default=True,
+        show_default=True,
+        help="Verify TLS; false also allows plain HTTP.",
+    )
+    @click.option(
+        "--chunk-size",
+        default=str(DEFAULT_CHUNK_SIZE >> 20) + "M",
+        show_default=True,
+        help="Blobs larger than this go up in PATCH chunks of this size; 0: never.",
+    )
+    @click.option(
+        "--retry-times",
+        type=click.IntRange(0, MAX_RETRIES),
+        default=3,
+        show_default=True,
+        help="Retries per request/blob.",
+    )
+    @click.option(
+        "--retry-delay",
+        type=click.FloatRange(0, 30),
+        default=1.0,
+        show_default=True,
+        help="Seconds before the first retry.",
+    )
+    @click.option("--debug", is_flag=True, help="Trace HTTP requests on stderr (credentials redacted).")
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        creds: str | None,
+        authfile: str | None,
+        cert_dir: str | None,
+        tls_verify: bool,
+        chunk_size: str,
+        retry_times: int,
+        retry_delay: float,
+        debug: bool,
+        **kwargs: Any,
+    ) -> Any:
+        if debug:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("pyoci: %(message)s"))
+            logger = logging.getLogger("pyoci")
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+        registry = RegistryOptions(
+            creds=creds,
+            authfile=authfile,
+            cert_dir=cert_dir,
+            tls_verify=tls_verify,
+            chunk_size=parse_size(chunk_size),
+            retry_times=retry_times,
+            retry_delay=retry_delay,
+        )
+        return command(*args, registry=registry, **kwargs)
+
+    return wrapper

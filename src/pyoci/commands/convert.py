@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pyoci.archive.plan import ConvertedImage, import_archive
 from pyoci.errors import FormatError, LayoutError
-from pyoci.layout.ociarchive import write_layout_tar
+from pyoci.layout.ociarchive import write_tree_tar
 from pyoci.layout.store import writing
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
@@ -119,6 +119,6 @@ def _convert_to_oci_archive(
         result = convert(
             src, LayoutReference(staging, dest.tag), all_images=all_images, options=options, progress=progress
         )
-        write_layout_tar(Path(staging), target)
+        write_tree_tar(Path(staging), target)
         shutil.rmtree(staging)
     return ConvertResult(target, result.images)

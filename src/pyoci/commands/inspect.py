@@ -29,11 +29,14 @@ from pyoci.archive.reader import MANIFEST_FILE, scan
 from pyoci.archive.source import open_archive
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
+from pyoci.errors import FormatError
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import Compression
 from pyoci.platform import Platform
-from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, parse
+from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, parse, transport_of
+from pyoci.sources import ALL_SOURCES, open_source
 from pyoci.streams import HashingSink
+from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
 OCI_LAYOUT = "oci-layout"
@@ -116,7 +119,8 @@ class InspectResult:
 
     Attributes:
         source: the source as given.
-        kind: ``"oci-layout"`` or ``"docker-archive"``.
+        kind: ``"oci-layout"``, ``"docker-archive"``, or the transport read (``"docker"``, ``"static"``,
+            ``"oci-archive"``, ``"oci"`` for a digest).
         images: the images, in index.json (or manifest.json) order.
         raw: the exact bytes of the manifest or index the source names (with a tag, or when the
             layout holds one image), else index.json; for a docker-archive, its ``manifest.json``.
@@ -218,7 +222,24 @@ def _inspect_archive(ref: ArchiveReference, where: str) -> InspectResult:
     return InspectResult(where, DOCKER_ARCHIVE, tuple(images), raw)
 
 
-def inspect(source: Reference | str) -> InspectResult:
+def _inspect_source(ref: Reference, where: str, options: RegistryOptions | None) -> InspectResult:
+    with open_source(ref, what="inspect reads", registry=options) as source:
+        roots = source.roots()
+        if len(roots) != 1:
+            raise FormatError(f"{source.name}: holds {len(roots)} untagged images; name one with a tag")
+        root, tag = roots[0]
+        raw = source.read_document(root)
+        annotations: Mapping[str, str] = {}
+        if root.media_type in mediatype.INDEX_TYPES:
+            document = walk.read_node(source, root).document
+            annotations = document.annotations if document is not None else {}
+        items = tuple(_platform_image(i) for i in walk.platform_images(source, root))
+        bare = Descriptor(root.media_type, root.digest, root.size)
+        image = InspectedImage((tag,) if tag else (), bare, items, annotations, str(root.digest))
+    return InspectResult(where, transport_of(ref), (image,), raw)
+
+
+def inspect(source: Reference | str, *, options: RegistryOptions | None = None) -> InspectResult:
     """Summarise an OCI image layout, one of its images, or a docker-archive.
 
     Tags as image-spec ``image-layout.md`` defines them; platforms as ``image-index.md`` and
@@ -227,7 +248,9 @@ def inspect(source: Reference | str) -> InspectResult:
     Args:
         source: ``oci:DIR[:TAG]`` or a directory (a layout: every image, or the tagged one);
             ``docker-archive:PATH[:NAME:TAG|:@N]``, a file path or ``-`` (a docker-archive, plain,
-            gzip or zstd: every image, or the selected one).
+            gzip or zstd: every image, or the selected one); ``docker://HOST/REPO[:TAG|@DIGEST]``,
+            ``static:DIR:REPO[:TAG]``, ``oci-archive:FILE[:TAG]``, ``oci:DIR@DIGEST`` (one image).
+        options: how to reach a registry.
 
     Returns:
         Tags, platforms, manifest and config digests, layers with sizes, created and entrypoint per
@@ -238,10 +261,12 @@ def inspect(source: Reference | str) -> InspectResult:
         LayoutError: not a layout; TagError when the tag is absent or ambiguous.
         ArchiveError: an unreadable or inconsistent docker-archive.
         DigestMismatchError: a blob whose bytes differ from its descriptor.
+        RegistryError: a registry refused access, or the tag is unknown (``MANIFEST_UNKNOWN``).
     """
-    ref = expect(parse(source), ("oci", "docker-archive"), "inspect reads")
+    ref = expect(parse(source), ALL_SOURCES, "inspect reads")
     where = str(source)
-    if isinstance(ref, LayoutReference):
+    if isinstance(ref, LayoutReference) and not ref.archive and ref.digest is None:
         return _inspect_layout(ref, where)
-    assert isinstance(ref, ArchiveReference)  # expect() allowed layouts and archives only
-    return _inspect_archive(ref, where)
+    if isinstance(ref, ArchiveReference):
+        return _inspect_archive(ref, where)
+    return _inspect_source(ref, where, options)

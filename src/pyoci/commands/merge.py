@@ -14,10 +14,15 @@ Rules (and where they come from):
   when it has one (see :func:`pyoci.walk.entry_platform`); a source may override it (:class:`MergeSource`, CLI
   ``--platform N=os/arch[/variant]``);
 * merging into an existing tag appends platforms (an existing platform is replaced only with
-  ``replace``; a tag holding one manifest becomes an index holding it). The read of the existing tag
-  and the index.json update happen under one index lock, so concurrent merges into one tag lose
-  nothing; blobs are staged under temporary names and renamed into place only once every check
-  passed, so a failed merge leaves the destination as it was.
+  ``replace``; a tag holding one manifest becomes an index holding it). In a layout, the read of
+  the existing tag and the index.json update happen under one index lock, so concurrent merges into
+  one tag lose nothing; blobs are staged under temporary names and renamed into place only once
+  every check passed, so a failed merge leaves the destination as it was;
+* the destination may also be a registry repository (``docker://``) or a static tree repository
+  (``static:``): each platform's manifest is copied there by the one copy loop (blobs the repository
+  has are skipped, blobs of another repository of the same registry are mounted, so merging images
+  already pushed downloads no layer), then the index is put under the tag, last. A registry has no
+  lock: two merges into one registry tag at once may lose one's platforms.
 """
 
 from __future__ import annotations
@@ -25,25 +30,27 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
 from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.descriptor import REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, LayoutError, PlatformConflictError, TagError
+from pyoci.errors import FormatError, LayoutError, PlatformConflictError, RegistryError, TagError
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import Reference, expect, layout_directory, parse
-from pyoci.sources import LOCAL_SOURCES, open_source
-from pyoci.targets import Source
+from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference, expect, layout_directory, parse
+from pyoci.sources import ALL_SOURCES, open_source
+from pyoci.targets import Source, Target
+from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import SOURCE_ONLY_ANNOTATIONS, LayoutTarget, layout_target
+from pyoci.targets.registry import RegistrySource, RegistryTarget
+from pyoci.targets.session import Destinations
 from pyoci.transcode import LayerOptions
-from pyoci.walk import PlatformImage, platform_images, walk
+from pyoci.walk import DocumentReader, PlatformImage, platform_images
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class MergeResult:
     """What :func:`merge` wrote.
 
     Attributes:
-        destination: the layout directory.
+        destination: the layout directory, or the registry or static tree repository.
         tag: the tag written; None with ``flat``.
         index: the index.json entry of the image index (with its ref.name); None with ``flat``.
         manifests: the platform entries (with ``platform``), in order: those that were under the
@@ -113,7 +120,7 @@ class MergeResult:
         added: the digests of the manifests this merge added or replaced.
     """
 
-    destination: Path
+    destination: str
     tag: str | None
     index: Descriptor | None
     manifests: tuple[Descriptor, ...]
@@ -129,7 +136,7 @@ class MergeResult:
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         return {
-            "destination": str(self.destination),
+            "destination": self.destination,
             "tag": self.tag,
             "index": self.index.to_json() if self.index is not None else None,
             "manifests": [d.to_json() for d in self.manifests],
@@ -169,8 +176,7 @@ def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
 
 
 def _stage_image(target: LayoutTarget, source: Source, item: PlatformImage, progress: Progress | None) -> None:
-    nodes = list(walk(source, [item.descriptor], children_first=True))
-    copy_image(source, nodes, target, None, progress=progress)
+    copy_image(source, item.descriptor, target, None, progress=progress)
 
 
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
@@ -196,14 +202,14 @@ def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) 
     return out, added
 
 
-def _existing_entry(layout: ImageLayout, descriptor: Descriptor, origin: str) -> _Entry:
+def _existing_entry(reader: DocumentReader, descriptor: Descriptor, origin: str) -> _Entry:
     """An entry already under the tag; without a ``platform`` field, its config says (None: not an image)."""
     platform = descriptor.platform
     if platform is None and descriptor.media_type in mediatype.MANIFEST_TYPES:
-        name = f"{layout.root}: manifest {descriptor.digest}"
-        manifest = Manifest.parse(layout.read_blob(descriptor), name, descriptor.media_type)
+        name = f"{reader.name}: manifest {descriptor.digest}"
+        manifest = Manifest.parse(reader.read_document(descriptor), name, descriptor.media_type)
         try:
-            platform = ImageConfig.parse(layout.read_blob(manifest.config), f"{name}: config").platform
+            platform = ImageConfig.parse(reader.read_document(manifest.config), f"{name}: config").platform
         except FormatError:
             platform = None  # an artifact, not an image: kept, and no platform to clash with
     return _Entry(descriptor, platform, origin)
@@ -215,25 +221,48 @@ def _strip(descriptor: Descriptor) -> Descriptor:
 
 
 def _gather(
-    target: LayoutTarget,
+    target: Target,
+    session: Destinations | None,
     sources: Sequence[MergeSource],
     options: LayerOptions,
     progress: Progress | None,
 ) -> list[_Entry]:
+    staging = target.layout.root if isinstance(target, LayoutTarget) else None
     entries: list[_Entry] = []
     for position, item in enumerate(sources, 1):
         where = f"source {position} ({item.reference})"
         with open_source(
-            item.reference, what="merge reads", staging=target.layout.root, options=options, progress=progress
+            item.reference, what="merge reads", staging=staging, options=options, progress=progress, session=session
         ) as source:
             images = [image for root, _ in source.roots() for image in platform_images(source, root)]
             if item.platform is not None and len(images) != 1:
                 raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
+            mount_from = _mount_sources(source, target)
             for image in images:
                 platform = image.platform if item.platform is None else _override(image, item.platform, where)
-                _stage_image(target, source, image, progress)
+                copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress)
                 entries.append(_Entry(_child_descriptor(image, platform), platform, where))
     return entries
+
+
+def _mount_sources(source: Source, target: Target) -> list[str]:
+    if not isinstance(source, RegistrySource) or not isinstance(target, RegistryTarget):
+        return []
+    same_registry = source.client is target.client and source.repository != target.repository
+    return [source.repository] if same_registry else []
+
+
+def _destination(destination: Reference | str) -> LayoutReference | ImageName | StaticReference:
+    ref: Reference | str = destination
+    if isinstance(destination, str) and destination.startswith(("docker://", "static:")):
+        ref = parse(destination)
+    if not isinstance(ref, ImageName | StaticReference):
+        return layout_directory(ref, "merge writes")
+    if isinstance(ref, StaticReference):
+        ref.repo()
+    if ref.digest is not None:
+        raise FormatError(f"{destination}: merge writes an image index under a tag, not a digest")
+    return ref
 
 
 def merge(
@@ -244,26 +273,29 @@ def merge(
     replace: bool = False,
     annotations: Mapping[str, str] | None = None,
     options: LayerOptions | None = None,
+    registry: RegistryOptions | None = None,
     progress: Progress | None = None,
 ) -> MergeResult:
-    """Merge per-platform images into one multi-platform image in an OCI image layout.
+    """Merge per-platform images into one multi-platform image in a layout, a registry or a static tree.
 
     The result follows image-spec ``image-index.md`` (an index whose ``manifests`` carry ``platform``)
     and ``image-layout.md`` (index.json entry with ``org.opencontainers.image.ref.name``).
 
     Args:
-        sources: the images, in the order their platforms are listed: OCI layouts
-            (``oci:DIR[:TAG]`` or a directory; a multi-platform image contributes all its platforms)
-            or docker-archives (converted on the fly with ``options``); a :class:`MergeSource`
-            carries a platform override.
-        destination: ``DIR`` or ``oci:DIR[:TAG]`` (tag ``latest`` when absent); created if needed.
+        sources: the images, in the order their platforms are listed: any source pyoci reads
+            (OCI layouts, ``oci:DIR[:TAG]`` or a directory; docker-archives, converted on the fly
+            with ``options``; ``docker://``, ``static:``, ``oci-archive:``); a multi-platform image
+            contributes all its platforms; a :class:`MergeSource` carries a platform override.
+        destination: ``DIR`` or ``oci:DIR[:TAG]`` (created if needed), ``docker://HOST/REPO[:TAG]``
+            or ``static:DIR:REPO[:TAG]``; tag ``latest`` when absent.
         flat: write the platform entries straight into index.json (untagged, with ``platform``)
             instead of an image index under the tag.
         replace: a platform given twice (or already under the tag) is replaced by the
             later image, in place, instead of being an error.
         annotations: the image index's own annotations (added to those it has).
         options: layer compression for docker-archive sources (as :func:`pyoci.convert`).
-        progress: receives per-layer byte counts while archives are converted.
+        registry: how to reach registries.
+        progress: receives per-layer byte counts while archives are converted and blobs copied.
 
     Returns:
         The index written (or, with ``flat``, the platform entries).
@@ -274,24 +306,31 @@ def merge(
         TagError: a source layout whose tag is absent or ambiguous, or has several images and no tag.
         LayoutError, ArchiveError: a source that is not an image.
         DigestMismatchError: a source blob whose bytes differ from its digest.
+        RegistryError: a registry refused access or an operation.
 
-    On any error the destination is left as it was.
+    On any error a layout destination is left as it was; a registry or static tree gets the index
+    (the tag) only once every platform is in.
     """
     items = [s if isinstance(s, MergeSource) else MergeSource(s) for s in sources]
     if not items:
         raise FormatError("merge: no source given")
     for item in items:
-        expect(parse(item.reference), LOCAL_SOURCES, "merge reads")  # refuse bad references before writing
-    dest = layout_directory(destination, "merge writes")
+        expect(parse(item.reference), ALL_SOURCES, "merge reads")  # refuse bad references before writing
+    options = options or LayerOptions()
+    remote = _destination(destination)
+    if not isinstance(remote, LayoutReference):
+        if flat:
+            raise FormatError(f"{destination}: --flat writes index.json entries, which only a layout has")
+        return _merge_remote(items, remote, replace, annotations or {}, options, registry, progress)
+    dest = remote
     if flat and dest.tag is not None:
         raise FormatError(f"{dest}: --flat writes untagged platform entries; drop the destination tag")
     if flat and annotations:
         raise FormatError(f"{dest}: --annotation sets the image index's annotations; --flat writes no image index")
     tag = None if flat else dest.tag or DEFAULT_TAG
-    options = options or LayerOptions()
     with layout_target(dest.path) as target:
         layout = target.layout
-        new, _ = _combine([], _gather(target, items, options, progress), replace)
+        new, _ = _combine([], _gather(target, None, items, options, progress), replace)
         outcome = _Outcome()
 
         def change(current: list[Descriptor]) -> list[Descriptor]:
@@ -300,7 +339,49 @@ def merge(
             return _change_tagged(layout, target, current, new, tag, replace, annotations or {}, outcome)
 
         layout.update_index(change)
-    return MergeResult(layout.root, tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added))
+    return MergeResult(str(layout.root), tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added))
+
+
+def _merge_remote(
+    items: Sequence[MergeSource],
+    dest: ImageName | StaticReference,
+    replace_platforms: bool,
+    annotations: Mapping[str, str],
+    options: LayerOptions,
+    registry: RegistryOptions | None,
+    progress: Progress | None,
+) -> MergeResult:
+    tag = dest.tag or DEFAULT_TAG
+    where = dest.uri if isinstance(dest, ImageName) else str(dest)
+    current: ImageName | StaticReference
+    if isinstance(dest, ImageName):
+        current = ImageName(dest.domain, dest.repository, tag)
+    else:
+        current = StaticReference(dest.root, dest.repo(), tag)
+    with Destinations(registry) as session:
+        _, target = session.target(dest)
+        new, _ = _combine([], _gather(target, session, items, options, progress), replace_platforms)
+        existing: list[_Entry] = []
+        index_annotations: dict[str, str] = {}
+        with open_source(current, what="merge reads", session=session) as reader:
+            try:
+                [(old, _)] = reader.roots()
+            except (TagError, RegistryError) as exc:
+                if isinstance(exc, RegistryError) and exc.status != 404:
+                    raise
+                old = None
+            if old is not None and old.media_type in mediatype.INDEX_TYPES:
+                old_index = Index.parse(reader.read_document(old), f"{where}: index {old.digest}")
+                index_annotations = dict(old_index.annotations)
+                existing = [_existing_entry(reader, child, where) for child in old_index.manifests]
+            elif old is not None:
+                found = _existing_entry(reader, old, where)
+                existing = [_Entry(dataclasses.replace(old, platform=found.platform), found.platform, where)]
+        combined, added = _combine(existing, new, replace_platforms)
+        index = Index.build([e.descriptor for e in combined], {**index_annotations, **annotations})
+        descriptor = Descriptor(mediatype.IMAGE_INDEX, index.digest, len(index.raw))
+        target.put_manifest(descriptor, index.raw, tag)
+    return MergeResult(where, tag, descriptor, tuple(e.descriptor for e in combined), tuple(added))
 
 
 @dataclass

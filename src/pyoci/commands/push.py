@@ -22,11 +22,10 @@ from pyoci.errors import FormatError, TagError
 from pyoci.progress import Progress
 from pyoci.reference import ImageName, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.sources import open_source
+from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import copy_image
-from pyoci.targets.registry import RegistryOptions
 from pyoci.targets.session import Destinations
 from pyoci.transcode import LayerOptions
-from pyoci.walk import walk
 
 log = logging.getLogger("pyoci.push")
 
@@ -43,7 +42,8 @@ class PushedDestination:
         mounted: blobs mounted (registry) or hard-linked (static tree) from another repository.
         skipped: blobs already present.
         bytes_uploaded: bytes of the blobs sent.
-        manifests: manifests and indexes written (children included).
+        manifests: manifests and indexes written (children included; a new tag counts as one).
+        manifests_skipped: manifests and indexes the destination already held.
     """
 
     reference: str
@@ -52,6 +52,7 @@ class PushedDestination:
     skipped: int = 0
     bytes_uploaded: int = 0
     manifests: int = 0
+    manifests_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,21 +133,20 @@ def push(
         FormatError: a malformed source or destination, or a destination digest that is not the image's.
         LayoutError: the layout is unreadable, or a blob is missing (``BlobNotFoundError``).
         DigestMismatchError: a local blob does not match its descriptor.
-        PushError: a registry refused or failed an operation after the retries (``AuthError`` for access).
+        RegistryError: a registry refused or failed an operation after the retries (``AuthError`` for access).
     """
     raw_dests = [destinations] if isinstance(destinations, str | ImageName | StaticReference) else destinations
     dests = [parse_destination(d) for d in raw_dests]
     if not dests:
         raise FormatError("push: no destination given")
     with (
-        open_source(source, what="push reads", options=layer_options, progress=progress) as src,
         Destinations(options) as session,
+        open_source(source, what="push reads", options=layer_options, progress=progress, session=session) as src,
     ):
         roots = src.roots()
         if len(roots) != 1:
             raise TagError(f"{src.name}: holds {len(roots)} untagged images; push takes one (name it with a tag)")
         root, source_tag = roots[0]
-        nodes = list(walk(src, [root], children_first=True))
         for dest in dests:
             if dest.digest is not None and dest.digest != root.digest:
                 raise FormatError(f"destination {dest}: digest differs from the image's {root.digest}")
@@ -160,9 +160,15 @@ def push(
             repository = dest.repo() if isinstance(dest, StaticReference) else dest.repository
             pushed = done.setdefault(key, [])
             sources = [r for r in [*pushed, *mount_from] if r != repository]
-            # a repository already pushed in this run only needs the new tag
-            todo = nodes if repository not in pushed else nodes[-1:]
-            stats = copy_image(src, todo, target, tag, mount_from=sources, progress=progress)
+            stats = copy_image(
+                src,
+                root,
+                target,
+                tag,
+                mount_from=sources,
+                progress=progress,
+                only_tag=repository in pushed,  # a repository pushed in this run only needs the new tag
+            )
             if repository not in pushed:
                 pushed.append(repository)
             results.append(PushedDestination(_reference_text(dest, tag, root.digest), **stats.to_json()))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyoci.errors import FormatError, PushError
+from pyoci.errors import FormatError, RegistryError
 from pyoci.progress import NoProgress, Progress
 from pyoci.reference import BucketReference, StaticReference, expect, parse
 from pyoci.streams import VerifyingReader
@@ -122,13 +122,13 @@ def s3_client(endpoint_url: str | None = None, jobs: int = DEFAULT_JOBS) -> Any:
     checksums are sent only where the API requires them, which S3-compatible servers accept.
 
     Raises:
-        PushError: boto3 is not installed.
+        RegistryError: boto3 is not installed.
     """
     try:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise PushError("sync to S3 needs boto3: pip install 'pyoci[s3]'") from None
+        raise RegistryError("sync to S3 needs boto3: pip install 'pyoci[s3]'") from None
     options: dict[str, Any] = {
         "max_pool_connections": jobs,
         "retries": {"max_attempts": 5, "mode": "standard"},
@@ -168,7 +168,7 @@ def sync(
         FormatError: a malformed reference or ``jobs`` out of range.
         LayoutError: the source is not a static tree.
         DigestMismatchError: a local blob differs from its name (nothing of it is stored).
-        PushError: boto3 missing, no credentials, no such bucket, or a request that failed after retries.
+        RegistryError: boto3 missing, no credentials, no such bucket, or a request that failed after retries.
     """
     tree_ref = expect(parse(source, bare="none"), ("static",), "sync reads")
     bucket_ref = expect(parse(destination, bare="none"), ("s3",), "sync writes")
@@ -184,7 +184,7 @@ def sync(
         try:
             objects = snapshot(tree)
         except OSError as exc:
-            raise PushError(f"{exc.filename}: cannot read: {exc.strerror}") from exc
+            raise RegistryError(f"{exc.filename}: cannot read: {exc.strerror}") from exc
         remote = bucket.listing()
         steps, skipped = _plan(objects, remote, bucket_ref.prefix)
         if not dry_run:
@@ -252,32 +252,32 @@ def _boto_errors() -> tuple[type[Exception], ...]:
 
 
 class _Bucket:
-    """The bucket side of a sync: one listing, then uploads, copies and deletes (each raising PushError)."""
+    """The bucket side of a sync: one listing, then uploads, copies and deletes (each raising RegistryError)."""
 
     def __init__(self, client: Any, ref: BucketReference) -> None:
         self.client = client
         self.ref = ref
 
-    def _failed(self, exc: Exception, what: str) -> PushError:
+    def _failed(self, exc: Exception, what: str) -> RegistryError:
         from botocore.exceptions import ClientError, NoCredentialsError
 
         if isinstance(exc, NoCredentialsError):
-            return PushError(
+            return RegistryError(
                 f"s3://{self.ref.bucket}: no credentials (set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
             )
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             if error.get("Code") == "NoSuchBucket":
-                return PushError(f"s3://{self.ref.bucket}: no such bucket")
-            return PushError(f"{what}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "))
-        return PushError(f"{what}: {exc}")
+                return RegistryError(f"s3://{self.ref.bucket}: no such bucket")
+            return RegistryError(f"{what}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "))
+        return RegistryError(f"{what}: {exc}")
 
     def listing(self) -> dict[str, tuple[int, str]]:
         """``{key: (size, ETag without quotes)}`` of every object under ``PREFIX/v2/``.
 
         Raises:
-            PushError: the listing failed (no credentials, no such bucket, refused).
+            RegistryError: the listing failed (no credentials, no such bucket, refused).
         """
         out: dict[str, tuple[int, str]] = {}
         try:
@@ -296,7 +296,7 @@ class _Bucket:
 
         Raises:
             DigestMismatchError: a blob's bytes differ from its name (its upload is abandoned).
-            PushError: the request failed after boto3's retries.
+            RegistryError: the request failed after boto3's retries.
         """
         from boto3.s3.transfer import TransferConfig
 
@@ -320,7 +320,7 @@ class _Bucket:
                         reader, bucket, action.key, ExtraArgs=extra, Callback=advance, Config=inline
                     )
         except OSError as exc:
-            raise PushError(f"{exc.filename or action.key}: cannot read: {exc.strerror or exc}") from exc
+            raise RegistryError(f"{exc.filename or action.key}: cannot read: {exc.strerror or exc}") from exc
         except _boto_errors() as exc:
             raise self._failed(exc, f"s3://{bucket}/{action.key}: {action.action} failed") from exc
 

@@ -32,10 +32,14 @@ def _info(name: str, path: Path) -> tarfile.TarInfo:
     return info
 
 
-def write_layout_tar(layout_dir: Path, target: Path) -> None:
-    """Write the layout at ``layout_dir`` as a tar file at ``target`` (replaced atomically).
+def write_tree_tar(layout_dir: Path, target: Path) -> None:
+    """Write the directory tree at ``layout_dir`` (a layout, a docker-archive's files) as a tar file at ``target``.
 
-    Temporary files of the layout (names starting with ``.pyoci-tmp-``) are left out.
+    Members are sorted by path, with normalised metadata (see the module docstring); the file is
+    replaced atomically. Temporary files (names starting with ``.pyoci-tmp-``) are left out.
+
+    Raises:
+        OSError: a file cannot be read or the target cannot be written.
     """
     paths = sorted(p for p in layout_dir.rglob("*") if not p.name.startswith(TEMP_PREFIX))
     with atomic_file(target) as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -124,7 +124,11 @@ class BlobWriter:
         digest = self.finish()
         if expected is not None and expected != digest:
             self.abort()
-            raise DigestMismatchError(f"blob {self.path.name}: digest: expected {expected}, got {digest}")
+            raise DigestMismatchError(
+                f"blob {self.path.name}: digest: expected {expected}, got {digest}",
+                expected=str(expected),
+                actual=str(digest),
+            )
         target = self._layout.blob_path(digest)
         try:
             if not self.durable:

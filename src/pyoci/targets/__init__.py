@@ -103,8 +103,8 @@ class Target(Protocol):
         """
         ...
 
-    def has_manifest(self, descriptor: Descriptor) -> bool:
-        """True when the target already holds the manifest or index (by digest)."""
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """True when the target holds the manifest or index by digest (with ``tag``: and the tag points at it)."""
         ...
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:

@@ -24,6 +24,7 @@ import binascii
 import json
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"
 
 HELPER_TIMEOUT = 30.0
 """Seconds a ``docker-credential-*`` program may take."""
+MAX_AUTH_FILE = 1 << 20
+"""Largest credential file read, in bytes (they hold a few entries)."""
+MAX_HELPER_ANSWER = 1 << 20
+"""Largest answer of a credential helper read, in bytes."""
 
 
 @dataclass(frozen=True)
@@ -124,15 +129,12 @@ def find_credentials(
             credential helper is absent or fails.
     """
     env = os.environ if environ is None else environ
-    if authfile is not None and not Path(authfile).is_file():
+    if authfile is not None and not Path(authfile).exists():
         raise AuthError(f"{authfile}: authentication file not found")
     for path in auth_files(authfile, env):
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = _read_auth_file(path)
+        if data is None:
             continue
-        except OSError as exc:
-            raise AuthError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
             config = load_json(data, str(path))
         except FormatError as exc:
@@ -143,6 +145,31 @@ def find_credentials(
         if found is not None:
             return found
     return None
+
+
+def _read_auth_file(path: Path) -> bytes | None:
+    """The bytes of a credential file; None when it does not exist.
+
+    Only a regular file of at most :data:`MAX_AUTH_FILE` bytes is read: a FIFO would block and a
+    device never end.
+
+    Raises:
+        AuthError: it exists and is not a regular file, is too large, or cannot be read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AuthError(f"{path}: cannot read: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AuthError(f"{path}: not a regular file")
+        data = file.read(MAX_AUTH_FILE + 1)
+    if len(data) > MAX_AUTH_FILE:
+        raise AuthError(f"{path}: larger than {MAX_AUTH_FILE} bytes, not a credential file")
+    return data
 
 
 def _keys_for(registry: str, repository: str) -> list[str]:
@@ -214,7 +241,7 @@ def run_helper(name: str, registry: str, environ: Mapping[str, str] | None = Non
         raise AuthError(f"{program}: credential helper not found on PATH") from None
     except subprocess.TimeoutExpired:
         raise AuthError(f"{program}: credential helper timed out after {HELPER_TIMEOUT:.0f} s") from None
-    output = proc.stdout.decode(errors="replace").strip()
+    output = proc.stdout[:MAX_HELPER_ANSWER].decode(errors="replace").strip()
     if proc.returncode != 0:
         message = output or proc.stderr.decode(errors="replace").strip()
         if "credentials not found" in message.lower():

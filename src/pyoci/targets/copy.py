@@ -1,11 +1,14 @@
 """The one copy loop: an image's blobs, then its manifests, children before parents, into any target.
 
-For each blob (image-spec ``descriptor.md``; distribution-spec ``spec.md`` "Pushing blobs"): skip
-what the target has; mount it from another repository of the same destination when the target can;
-otherwise put it, streamed and verified against its digest. Manifests follow with their exact bytes,
-each after everything it references (a registry refuses a manifest whose blobs are missing), child
-manifests by digest and the root last, under the tag. A non-distributable layer the source lacks
-is left out (see :mod:`pyoci.walk`).
+First the target is asked, parents first, for each manifest and index by digest: one it holds is
+not looked into (its blobs are there), so copying an image that is already there costs one
+question (two with a tag: the tag is only written when it points elsewhere). Then, for each blob
+left (image-spec ``descriptor.md``; distribution-spec ``spec.md`` "Pushing blobs"): skip what the
+target has; mount it from another repository of the same destination when the target can;
+otherwise put it, streamed and verified against its digest. Manifests follow with their exact
+bytes, each after everything it references (a registry refuses a manifest whose blobs are
+missing), child manifests by digest and the root last, under the tag. A non-distributable layer
+the source lacks is left out (see :mod:`pyoci.walk`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from pyoci.descriptor import Descriptor
 from pyoci.errors import FormatError
 from pyoci.progress import NoProgress, Progress
 from pyoci.targets import BlobSource, Mount, Target
-from pyoci.walk import Node
+from pyoci.walk import INDEX, MANIFEST, UNKNOWN, Node, kind_of, walk
 
 log = logging.getLogger("pyoci.copy")
 
@@ -31,7 +35,8 @@ class CopyStats:
         mounted: blobs mounted (registry) or linked (static tree) from another repository.
         skipped: blobs the target already had.
         bytes_uploaded: bytes of the blobs sent.
-        manifests: manifests and indexes written (children included).
+        manifests: manifests and indexes written (children included; a tag counts as one).
+        manifests_skipped: manifests and indexes the target already held (their blobs not asked about).
     """
 
     uploaded: int = 0
@@ -39,10 +44,16 @@ class CopyStats:
     skipped: int = 0
     bytes_uploaded: int = 0
     manifests: int = 0
+    manifests_skipped: int = 0
 
     def to_json(self) -> dict[str, int]:
         """The counts as a JSON-ready dict."""
         return asdict(self)
+
+    def add(self, other: CopyStats) -> None:
+        """Add ``other``'s counts to these."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 def copy_blob(
@@ -80,22 +91,25 @@ def copy_blob(
 
 def copy_image(
     source: BlobSource,
-    nodes: Sequence[Node],
+    root: Descriptor,
     target: Target,
     tag: str | None,
     *,
     mount_from: Sequence[str] = (),
     progress: Progress | None = None,
+    only_tag: bool = False,
 ) -> CopyStats:
-    """Copy the image whose walk is ``nodes`` (children first, the root last) into ``target``.
+    """Copy the image ``root`` names from ``source`` into ``target`` (see the module docstring).
 
     Args:
-        source: where the blobs are read.
-        nodes: :func:`pyoci.walk.walk` of the image with ``children_first=True``.
+        source: where the documents and blobs are read.
+        root: the manifest or index to copy.
         target: where they go.
         tag: the tag to put the root under; None to store it by digest only.
         mount_from: repositories of the target's destination to try mounting blobs from.
         progress: receives per-blob byte counts.
+        only_tag: the caller knows the image is there (copied to this repository in this run): only
+            the tag is written.
 
     Returns:
         The counts of what was sent, mounted and skipped.
@@ -105,14 +119,28 @@ def copy_image(
         DigestMismatchError: a source blob differs from its descriptor.
         PyociError: the source cannot be read or the target refused a write.
     """
-    if not nodes or nodes[-1].raw is None:
-        raise FormatError(f"{source.name}: the image root is not a manifest or an image index")
+    if kind_of(root.media_type) == UNKNOWN:
+        raise FormatError(f"{source.name}: {root.digest}: {root.media_type!r} is not a manifest or an image index")
     stats = CopyStats()
-    root = nodes[-1]
-    for node in nodes:
-        if node.raw is None:
-            copy_blob(source, node, target, stats, mount_from, progress)
-        else:
-            target.put_manifest(node.descriptor, node.raw, tag if node is root else None)
-            stats.manifests += 1
+    raw = source.read_document(root)
+    if not only_tag and not target.has_manifest(root):
+
+        def absent(node: Node) -> bool:
+            return node.digest == root.digest or not target.has_manifest(node.descriptor)
+
+        for node in walk(source, [root], children_first=True, enter=absent):
+            if node.digest == root.digest:
+                continue
+            if node.kind in (INDEX, MANIFEST) and node.raw is None:
+                stats.manifests_skipped += 1
+            elif node.raw is None:
+                copy_blob(source, node, target, stats, mount_from, progress)
+            else:
+                target.put_manifest(node.descriptor, node.raw, None)
+                stats.manifests += 1
+    if target.has_manifest(root, tag):
+        stats.manifests_skipped += 1
+    else:
+        target.put_manifest(root, raw, tag)
+        stats.manifests += 1
     return stats

@@ -121,7 +121,16 @@ class LayoutTarget:
         """True when the blob is in the layout or staged."""
         return descriptor.digest in self.staged or self.layout.has_blob(descriptor.digest)
 
-    has_manifest = has_blob
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """True when the document is in the layout or staged (with ``tag``: and index.json tags it so).
+
+        A staged document is not tagged yet, so with ``tag`` it is always False until committed.
+        """
+        if tag is None:
+            return self.has_blob(descriptor)
+        return self.layout.has_blob(descriptor.digest) and any(
+            entry.ref_name == tag and entry.digest == descriptor.digest for entry in self.layout.read_index().manifests
+        )
 
     def put_blob(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> None:
         """Stage the blob: a hard link to the source's file (hash-checked unless the source is verified), or a copy.

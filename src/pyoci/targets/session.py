@@ -1,8 +1,9 @@
-"""Open destination references as targets: one client per registry, one tree per static root, layouts.
+"""Open destination references as targets: one client per registry, one tree per static root, layouts, files.
 
-A :class:`Destinations` is a context manager: registry connections are closed, static trees get
-their listings and host files rewritten (:meth:`~pyoci.targets.static.StaticTree.finish`) after a
-successful run, and layouts have what is still staged removed.
+A :class:`Destinations` is a context manager: registry connections are closed; after a successful
+run static trees get their listings and host files rewritten
+(:meth:`~pyoci.targets.static.StaticTree.finish`) and docker-archive and oci-archive files are
+written whole; on failure nothing of those is written, and layouts have what is still staged removed.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 from types import TracebackType
 
 from pyoci.errors import FormatError
-from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference
+from pyoci.reference import STDIN, ArchiveReference, ImageName, LayoutReference, Reference, StaticReference
 from pyoci.targets import Target
+from pyoci.targets.archive_files import DockerArchiveTarget, OciArchiveTarget, output_file, staging_beside
+from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutTarget, layout_target
-from pyoci.targets.registry import RegistryClient, RegistryOptions, RegistryTarget
+from pyoci.targets.registry import RegistryTarget
 from pyoci.targets.static import StaticTree, tree_writer
 
 
@@ -32,6 +35,7 @@ class Destinations:
         self.clients: dict[str, RegistryClient] = {}
         self.trees: dict[Path, StaticTree] = {}
         self.layouts: dict[Path, LayoutTarget] = {}
+        self.files: dict[Path, DockerArchiveTarget | OciArchiveTarget] = {}
 
     def __enter__(self) -> Destinations:
         return self
@@ -43,6 +47,8 @@ class Destinations:
             if kind is None:
                 for tree in self.trees.values():
                     tree.finish()
+                for file in self.files.values():
+                    file.finish()
         finally:
             self._stack.__exit__(kind, exc, traceback)
 
@@ -58,7 +64,7 @@ class Destinations:
         Raises:
             FormatError: a reference that is not a writable repository or layout (a docker-archive,
                 an oci-archive, a bucket, a static tree without a repository).
-            LayoutError, PushError: the destination cannot be opened.
+            LayoutError, RegistryError: the destination cannot be opened.
         """
         if isinstance(ref, StaticReference):
             root = ref.root.absolute()
@@ -72,4 +78,13 @@ class Destinations:
             if root not in self.layouts:
                 self.layouts[root] = self._stack.enter_context(layout_target(root))
             return f"oci:{root}", self.layouts[root]
+        if isinstance(ref, LayoutReference | ArchiveReference) and ref.path != STDIN:
+            path = output_file(ref.path)
+            if path not in self.files:
+                staging = self._stack.enter_context(staging_beside(path))
+                if isinstance(ref, LayoutReference):
+                    self.files[path] = OciArchiveTarget(path, staging)
+                else:
+                    self.files[path] = DockerArchiveTarget(path, staging, ref.name)
+            return f"file:{path}", self.files[path]
         raise FormatError(f"{ref}: not a destination a copy can write into")

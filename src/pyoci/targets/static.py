@@ -48,7 +48,7 @@ from pathlib import Path
 from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, PushError
+from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, RegistryError
 from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, temp_name, write_atomic
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json
 from pyoci.manifest import document_media_type
@@ -111,11 +111,11 @@ def manifest_file_name(reference: str, media_type: str, where: str) -> str:
     """``REF.KIND`` for a manifest of ``media_type``.
 
     Raises:
-        PushError: a media type a static tree cannot serve (not an image manifest or index).
+        RegistryError: a media type a static tree cannot serve (not an image manifest or index).
     """
     kind = MANIFEST_KINDS.get(media_type)
     if kind is None:
-        raise PushError(f"{where}: a static tree serves image manifests and indexes, not {media_type!r}")
+        raise RegistryError(f"{where}: a static tree serves image manifests and indexes, not {media_type!r}")
     return f"{reference}.{kind}"
 
 
@@ -238,12 +238,12 @@ class StaticRepository:
             return reader.read_all()
 
     def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[VerifyingReader]:
-        """A reader over ``blobs/DIGEST`` that checks digest and size at the end of the stream.
+        """A reader over ``blobs/DIGEST`` (a manifest's media type: its file) checking digest and size at the end.
 
         Raises:
             BlobNotFoundError: the file is absent (on open); DigestMismatchError (from ``read``).
         """
-        return self._open(self.blob_file(descriptor.digest), descriptor)
+        return self._open(self._path(descriptor), descriptor)
 
     @contextlib.contextmanager
     def _open(self, path: Path, descriptor: Descriptor) -> Iterator[VerifyingReader]:
@@ -299,13 +299,13 @@ class StaticTree:
         """Create ``v2/`` and ``.pyoci/`` when absent.
 
         Raises:
-            PushError: they cannot be created.
+            RegistryError: they cannot be created.
         """
         try:
             self.v2.mkdir(parents=True, exist_ok=True)
             self.config.mkdir(exist_ok=True)
         except OSError as exc:
-            raise PushError(f"{self.root}: cannot create the static tree: {exc.strerror}") from exc
+            raise RegistryError(f"{self.root}: cannot create the static tree: {exc.strerror}") from exc
 
     def check_exists(self) -> None:
         """Raise LayoutError unless ``ROOT/v2`` is a directory (a tree pyoci wrote)."""
@@ -316,6 +316,15 @@ class StaticTree:
     def writer_lock(self) -> Iterator[None]:
         """Hold the shared lock of an export or a sync (``gc`` waits for it); ``ROOT`` must exist."""
         self.config.mkdir(exist_ok=True)
+        with flock(self.config, fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def reader_lock(self) -> Iterator[None]:
+        """Hold the shared lock while the tree is read (``gc`` waits); no lock on a tree without ``.pyoci``."""
+        if not self.config.is_dir():
+            yield
+            return
         with flock(self.config, fcntl.LOCK_SH):
             yield
 
@@ -336,11 +345,11 @@ class StaticTree:
         """The push target for ``repository``.
 
         Raises:
-            PushError: a repository path with a component the tree's own folders use.
+            RegistryError: a repository path with a component the tree's own folders use.
         """
         reserved = RESERVED_COMPONENTS.intersection(repository.split("/"))
         if reserved:
-            raise PushError(
+            raise RegistryError(
                 f"static:{self.root}:{repository}: a static tree cannot hold a repository path "
                 f"with a component named {sorted(reserved)[0]!r}"
             )
@@ -396,7 +405,7 @@ class StaticTree:
 
         Raises:
             FormatError: a legacy file that is not a JSON manifest.
-            PushError: a file cannot be written.
+            RegistryError: a file cannot be written.
         """
         count = 0
         for repo in self.repositories():
@@ -443,14 +452,14 @@ class StaticTree:
         """Write ``data`` to ``path`` atomically unless it already holds exactly those bytes.
 
         Raises:
-            PushError: the file cannot be written.
+            RegistryError: the file cannot be written.
         """
         try:
             if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
                 return
             write_atomic(path, data)
         except OSError as exc:
-            raise PushError(f"{path}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{path}: cannot write: {exc.strerror}") from exc
 
 
 @contextlib.contextmanager
@@ -461,18 +470,18 @@ def tree_writer(root: Path | str) -> Iterator[StaticTree]:
     success, before the block ends.
 
     Raises:
-        PushError: the tree cannot be created or upgraded.
+        RegistryError: the tree cannot be created or upgraded.
     """
     tree = StaticTree(root)
     if "$" in str(tree.root):
-        raise PushError(f"{tree.root}: nginx cannot name a directory whose path holds '$'; use another directory")
+        raise RegistryError(f"{tree.root}: nginx cannot name a directory whose path holds '$'; use another directory")
     tree.create()
     with tree.writer_lock():
         with tree.listing_lock():
             try:
                 tree.upgrade()
             except FormatError as exc:
-                raise PushError(f"{exc}; the tree cannot be upgraded") from exc
+                raise RegistryError(f"{exc}; the tree cannot be upgraded") from exc
         yield tree
 
 
@@ -500,7 +509,7 @@ class StaticTarget:
 
         Raises:
             DigestMismatchError: the bytes do not match ``descriptor``.
-            PushError: the file cannot be written.
+            RegistryError: the file cannot be written.
         """
         holder = self.tree.holder(descriptor.digest)
         if holder not in (None, self.directory) and self.mount_blob(
@@ -518,7 +527,7 @@ class StaticTarget:
                     progress.advance(len(data))
             fsync_dir(path.parent)
         except OSError as exc:
-            raise PushError(f"{path}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{path}: cannot write: {exc.strerror}") from exc
         finally:
             progress.finish()
         self.tree.record(descriptor.digest, self.directory)
@@ -540,9 +549,23 @@ class StaticTarget:
         self.tree.record(descriptor.digest, self.directory)
         return True
 
-    def has_manifest(self, descriptor: Descriptor) -> bool:
-        """True when the manifest file named by its digest exists."""
-        return self.reader.manifest_file(str(descriptor.digest)) is not None
+    def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
+        """True when ``DIGEST.KIND`` exists; with ``tag``, also ``TAG.KIND`` served with those bytes and that kind.
+
+        A legacy file (no kind) does not count: writing it again gives it its kind.
+        """
+        by_digest = self.reader.manifest_file(str(descriptor.digest))
+        if by_digest is None or by_digest.legacy or by_digest.media_type != descriptor.media_type:
+            return False
+        if tag is None:
+            return True
+        file = self.reader.manifest_file(tag)
+        if file is None or file.legacy or file.media_type != descriptor.media_type:
+            return False
+        try:
+            return Digest.of_bytes(read_small(file.path), descriptor.digest.algorithm) == descriptor.digest
+        except (OSError, FormatError):
+            return False
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
         """Write ``DIGEST.KIND``, then (with ``tag``) ``TAG.KIND`` and remove the tag's files of other kinds.
@@ -550,14 +573,14 @@ class StaticTarget:
         The tag is written under the listing lock, so two exports of one tag leave exactly one file.
 
         Raises:
-            PushError: a media type the tree cannot serve, or a file that cannot be written.
+            RegistryError: a media type the tree cannot serve, or a file that cannot be written.
         """
         manifests = self.reader.manifests_dir
         try:
             manifests.mkdir(parents=True, exist_ok=True)
             self.reader.blobs_dir.mkdir(exist_ok=True)
         except OSError as exc:
-            raise PushError(f"{manifests}: cannot write: {exc.strerror}") from exc
+            raise RegistryError(f"{manifests}: cannot write: {exc.strerror}") from exc
         by_digest = manifests / manifest_file_name(str(descriptor.digest), descriptor.media_type, self.name)
         if not by_digest.is_file():
             self.tree.write_file(by_digest, raw)

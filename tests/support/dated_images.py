@@ -7,9 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from archives import docker_archive, layer_tar
-
 from pyoci.commands.merge import merge
+from support.archives import docker_archive, layer_tar
 
 PLATFORMS = (("amd64", None), ("arm64", "v8"))
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import FIXTURES
-
 from pyoci import convert, mediatype
 from pyoci.descriptor import REF_NAME
 from pyoci.layout.store import ImageLayout
 from pyoci.manifest import Index
+from support.paths import FIXTURES
 
 ARCHES = ("amd64", "arm64", "armv7", "386")
 

@@ -1,0 +1,66 @@
+"""``pyoci copy``: the click command over :func:`pyoci.copy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pyoci.cli.options import emit_json, layer_options, registry_options
+from pyoci.cli.progress import make_progress
+from pyoci.commands.copy import copy
+from pyoci.fsutil import write_atomic
+from pyoci.targets.client import RegistryOptions
+from pyoci.transcode import LayerOptions
+
+
+@click.command("copy")
+@click.argument("source")
+@click.argument("destination")
+@click.option("--all", "all_platforms", is_flag=True, help="Every platform (the default, but for docker-archive).")
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    metavar="OS/ARCH[/VARIANT]",
+    help="Copy only this platform (repeatable; one gives a single-manifest image).",
+)
+@registry_options
+@click.option("--digestfile", type=click.Path(dir_okay=False), help="Write the digest written to this file.")
+@layer_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+def copy_command(
+    source: str,
+    destination: str,
+    all_platforms: bool,
+    platforms: tuple[str, ...],
+    registry: RegistryOptions,
+    digestfile: str | None,
+    options: LayerOptions,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Copy an image from any source to any destination (skopeo's transports).
+
+    SOURCE: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG],
+    docker-archive:PATH[:NAME:TAG|:@N] (or a path, or - for stdin), static:DIR:REPO[:TAG].
+    DESTINATION: docker://..., oci:DIR[:TAG], oci-archive:FILE[:TAG], static:DIR:REPO[:TAG],
+    docker-archive:FILE[:NAME:TAG]. A multi-platform image is copied whole unless --platform
+    chooses; a docker-archive gets the host's platform by default. Prints the digest written.
+    """
+    result = copy(
+        source,
+        destination,
+        platforms=platforms,
+        all_platforms=all_platforms,
+        options=registry,
+        layer_options=options,
+        progress=make_progress(quiet),
+    )
+    if digestfile is not None:
+        write_atomic(Path(digestfile).absolute(), str(result.digest).encode())
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo(str(result.digest))

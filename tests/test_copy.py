@@ -1,0 +1,228 @@
+"""``pyoci copy`` between every transport, against the real distribution registry, with skopeo as the oracle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, need_tool, pull, run_pyoci, validate_layout
+from support.fault_proxy import FaultProxy
+from support.layouts import blob, document, entry, snapshot
+from support.registry import Registry, start_registry
+
+from pyoci import RegistryOptions, convert, copy, merge, push
+from pyoci.errors import FormatError, RegistryError
+from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
+
+FAST = RegistryOptions(retry_times=1, retry_delay=0.01)
+# the multi layout's four platforms: 4 x (config + 2 layers)
+BLOBS = 12
+
+
+@pytest.fixture(scope="module")
+def second_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    need_tool("docker-registry")
+    reg = start_registry(tmp_path_factory.mktemp("second"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: Registry, layouts: dict[str, Path]) -> str:
+    """The four-platform image in the registry as ``copy/multi:1``; returns its index digest."""
+    return str(push(f"oci:{layouts['multi']}:multi", f"{registry.host}/copy/multi:1", options=FAST).digest)
+
+
+def skopeo_raw(reference: str) -> bytes:
+    need_tool("skopeo")
+    args = ["skopeo", "inspect", "--raw", "--tls-verify=false", reference]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def test_registry_to_layout_then_verify(registry: Registry, pushed: str, tmp_path: Path) -> None:
+    out = tmp_path / "copied"
+    result = copy(f"docker://{registry.host}/copy/multi:1", f"oci:{out}:1", options=FAST)
+    assert str(result.digest) == pushed and result.media_type == IMAGE_INDEX
+    assert (result.stats.uploaded, result.stats.manifests) == (BLOBS, 5)
+    assert [str(p) for p in result.platforms] == ["linux/amd64", "linux/arm64/v8", "linux/arm/v7", "linux/386"]
+    assert entry(out, "1")["digest"] == pushed
+    validate_layout(out)
+
+
+def test_registry_to_registry_byte_exact_and_mounts(
+    registry: Registry, second_registry: Registry, pushed: str, tmp_path: Path
+) -> None:
+    other = copy(f"docker://{registry.host}/copy/multi:1", f"docker://{second_registry.host}/mirror:1", options=FAST)
+    assert str(other.digest) == pushed and other.stats.uploaded == BLOBS
+    assert skopeo_raw(f"docker://{second_registry.host}/mirror:1") == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
+    assert pull(f"{second_registry.host}/mirror:1", tmp_path / "pulled")["digest"] == pushed
+    # same registry, another repository: every blob mounted, none sent
+    same = copy(f"docker://{registry.host}/copy/multi:1", f"docker://{registry.host}/copy/other:2", options=FAST)
+    assert (same.stats.uploaded, same.stats.mounted, same.stats.manifests) == (0, BLOBS, 5)
+    # copied again: the index is there under the tag, nothing is sent or even asked for below it
+    again = copy(f"docker://{registry.host}/copy/multi:1", f"docker://{registry.host}/copy/other:2", options=FAST)
+    stats = again.stats
+    assert (stats.uploaded, stats.mounted, stats.skipped, stats.manifests, stats.manifests_skipped) == (0, 0, 0, 0, 1)
+
+
+def test_platform_selection(registry: Registry, pushed: str, layouts: dict[str, Path], tmp_path: Path) -> None:
+    index = document(layouts["multi"], "multi", IMAGE_INDEX)
+    arm64 = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    one = copy(f"docker://{registry.host}/copy/multi:1", f"oci:{tmp_path / 'one'}:a", platforms=["linux/arm64"])
+    assert str(one.digest) == arm64["digest"] and one.media_type == IMAGE_MANIFEST
+    assert entry(tmp_path / "one", "a")["platform"]["architecture"] == "arm64"
+    two = copy(f"oci:{layouts['multi']}:multi", f"oci:{tmp_path / 'two'}:b", platforms=["linux/386", "linux/amd64"])
+    narrowed = document(tmp_path / "two", "b", IMAGE_INDEX)
+    assert [m["platform"]["architecture"] for m in narrowed["manifests"]] == ["386", "amd64"]
+    assert str(two.digest) != pushed
+    validate_layout(tmp_path / "two")
+    with pytest.raises(FormatError, match=r"no image for platform linux/s390x \(it holds: linux/amd64, "):
+        copy(f"oci:{layouts['multi']}:multi", f"oci:{tmp_path / 'none'}:c", platforms=["linux/s390x"])
+    assert not (tmp_path / "none").exists()
+
+
+def test_registry_to_static_tree_and_back(registry: Registry, pushed: str, tmp_path: Path) -> None:
+    tree = tmp_path / "site"
+    result = copy(f"docker://{registry.host}/copy/multi:1", f"static:{tree}:pub/app:1", options=FAST)
+    assert str(result.digest) == pushed
+    assert (tree / "v2/pub/app/manifests/1.oci-index").read_bytes() == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
+    back = copy(f"static:{tree}:pub/app:1", f"oci:{tmp_path / 'back'}:1")
+    assert str(back.digest) == pushed and back.stats.uploaded == BLOBS
+    validate_layout(tmp_path / "back")
+
+
+def test_layout_to_docker_archive_read_by_skopeo(layouts: dict[str, Path], tmp_path: Path) -> None:
+    need_tool("skopeo")
+    archive = tmp_path / "app.tar"
+    multi = f"oci:{layouts['multi']}:multi"
+    result = copy(multi, f"docker-archive:{archive}:example.com/app:1", platforms=["linux/arm/v7"])
+    assert [str(p) for p in result.platforms] == ["linux/arm/v7"]
+    proc = subprocess.run(["skopeo", "inspect", f"docker-archive:{archive}"], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    inspected = json.loads(proc.stdout)
+    source = document(layouts["multi"], "multi", IMAGE_INDEX)
+    arm = next(m for m in source["manifests"] if m["platform"]["architecture"] == "arm")
+    manifest = json.loads(blob(layouts["multi"], arm["digest"]))
+    config = json.loads(blob(layouts["multi"], manifest["config"]["digest"]))
+    assert inspected["Layers"] == config["rootfs"]["diff_ids"]  # skopeo lists the uncompressed layer digests
+    assert inspected["Architecture"] == "arm" and inspected["RepoTags"] == []
+    # skopeo can copy it, and pyoci converts it back to the same config digest (the image ID)
+    out = tmp_path / "skopeo-oci"
+    args = ["skopeo", "copy", f"docker-archive:{archive}", f"oci:{out}:x"]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    again = convert(str(archive), f"oci:{tmp_path / 'again'}:1").images[0]
+    assert str(again.config.digest) == manifest["config"]["digest"]
+    assert again.source.repo_tags == ("example.com/app:1",)
+    # the same copy twice writes the same bytes
+    second = tmp_path / "app2.tar"
+    copy(multi, f"docker-archive:{second}:example.com/app:1", platforms=["linux/arm/v7"])
+    assert second.read_bytes() == archive.read_bytes()
+
+
+def test_oci_archive_round_trip_byte_exact(layouts: dict[str, Path], tmp_path: Path) -> None:
+    first = tmp_path / "a.tar"
+    result = run_pyoci("copy", f"oci:{layouts['multi']}:multi", f"oci-archive:{first}:v1")
+    digest = entry(layouts["multi"], "multi")["digest"]
+    assert result.stdout.decode().strip() == digest
+    copy(f"oci-archive:{first}:v1", f"oci:{tmp_path / 'back'}:v1")
+    assert entry(tmp_path / "back", "v1")["digest"] == digest
+    validate_layout(tmp_path / "back")
+    second = tmp_path / "b.tar"
+    copy(f"oci:{tmp_path / 'back'}:v1", f"oci-archive:{second}:v1")
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_docker_archive_source_with_compression(tmp_path: Path) -> None:
+    result = copy(str(FIXTURES / "hello-amd64.tar"), f"oci:{tmp_path / 'z'}:1", layer_options=None)
+    validate_layout(tmp_path / "z")
+    zstd = run_pyoci("copy", "--compression", "zstd", str(FIXTURES / "hello-amd64.tar"), f"oci:{tmp_path / 'zz'}:1")
+    manifest = document(tmp_path / "zz", "1")
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert zstd.stdout.decode().strip() != str(result.digest)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["docker://{host}/copy/absent:1"], "MANIFEST_UNKNOWN"),
+        (["ftp://x/y"], "unknown transport ftp://"),
+        (["oci:{multi}:multi", "--platform", "linux/mips"], "no image for platform linux/mips"),
+        (["oci:{multi}:nope"], "no image tagged 'nope'"),
+    ],
+)
+def test_errors_are_one_line_and_leave_the_destination(
+    registry: Registry, layouts: dict[str, Path], tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "dest"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{out}:keep")
+    before = snapshot(out)
+    source, *options = (a.format(host=registry.host, multi=layouts["multi"]) for a in args)
+    proc = run_pyoci("copy", "--retry-times", "0", *options, source, f"oci:{out}:new", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and err.startswith("pyoci: error: ") and message in err, err
+    assert snapshot(out) == before
+
+
+def test_destination_transports_refused_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="use 'pyoci sync'"):
+        copy(str(FIXTURES / "hello-amd64.tar"), "s3://bucket/x")
+    with pytest.raises(FormatError, match="name a transport"):
+        copy(str(FIXTURES / "hello-amd64.tar"), str(tmp_path / "bare"))
+
+
+def test_registry_error_carries_status_and_codes(registry: Registry, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError) as caught:
+        copy(f"docker://{registry.host}/copy/absent:1", f"oci:{tmp_path / 'x'}:1", options=FAST)
+    assert caught.value.status == 404 and caught.value.codes == ("MANIFEST_UNKNOWN",)
+
+
+def test_inspect_a_registry_image_as_skopeo_does(registry: Registry, pushed: str) -> None:
+    reference = f"docker://{registry.host}/copy/multi:1"
+    raw = run_pyoci("inspect", "--raw", reference).stdout
+    assert raw == skopeo_raw(reference)
+    summary = json.loads(run_pyoci("inspect", "--json", reference).stdout)
+    [image] = summary["images"]
+    assert image["tags"] == ["1"] and image["descriptor"]["digest"] == pushed
+    assert [p["platform"]["architecture"] for p in image["platforms"]] == ["amd64", "arm64", "arm", "386"]
+    assert summary["kind"] == "docker"
+
+
+def test_merge_in_the_registry_downloads_no_layer(registry: Registry, tmp_path: Path) -> None:
+    """Four per-arch jobs push their image to a tag each; a last job makes the multi-arch tag in the registry."""
+    singles = {}
+    for arch in ("amd64", "arm64", "armv7", "386"):
+        result = push(str(FIXTURES / f"hello-{arch}.tar"), f"{registry.host}/ci/app:{arch}", options=FAST)
+        singles[arch] = str(result.digest)
+    proxy = FaultProxy(registry.port)
+    try:
+        sources = [f"docker://{proxy.host}/ci/app:{arch}" for arch in singles]
+        result = merge(sources, f"docker://{proxy.host}/ci/app:1.0", registry=FAST)
+        blob_gets = [(m, path) for m, path, _ in proxy.log if m == "GET" and "/blobs/" in path]
+        config_digests = set()
+        for arch in singles:
+            manifest = json.loads(skopeo_raw(f"docker://{registry.host}/ci/app:{arch}"))
+            config_digests.add(manifest["config"]["digest"])
+        # only configs are read (to learn each platform); no layer is downloaded
+        assert {path.rsplit("/", 1)[1] for _, path in blob_gets} <= config_digests
+        assert not [1 for m, path, _ in proxy.log if m in ("PUT", "PATCH") and "/blobs/" in path]
+    finally:
+        proxy.stop()
+    assert result.index is not None and [str(d.digest) for d in result.manifests] == list(singles.values())
+    raw = skopeo_raw(f"docker://{registry.host}/ci/app:1.0")
+    index = json.loads(raw)
+    assert index["mediaType"] == IMAGE_INDEX and [m["digest"] for m in index["manifests"]] == list(singles.values())
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64", "arm", "386"]
+    assert str(result.index.digest) == "sha256:" + hashlib.sha256(raw).hexdigest()
+    pulled = pull(f"{registry.host}/ci/app:1.0", tmp_path / "pulled")
+    assert pulled["digest"] == str(result.index.digest)
+    validate_layout(tmp_path / "pulled")
+    # a fifth job adds a platform to the tag: appended, the others kept
+    again = merge([str(FIXTURES / "hello-amd64.tar")], f"docker://{registry.host}/ci/app:1.0", registry=FAST)
+    assert [str(d.digest) for d in again.manifests] == list(singles.values())  # the very same amd64: no change
