@@ -30,6 +30,14 @@ repository's link never removes a blob another repository still uses):
 gc holds the tree's exclusive lock: it waits for running exports and syncs, and they wait for it. It
 stops before removing anything when a kept image cannot be read whole, and never removes through a
 symbolic link (a directory of the tree that points elsewhere).
+
+**Registry repositories** (``docker://HOST/REPO``): the same rules over the repository's tags
+(distribution-spec ``spec.md`` "Listing Tags"), then the manifests and indexes only removed tags
+reach are deleted by digest ("Deleting Manifests"), each index before its children; anything a kept
+tag reaches (a child of a kept index, an image a kept tag shares) is never deleted. A removed tag
+whose image a kept tag still uses can only go by tag (``DELETE /manifests/TAG``, which not every
+registry allows: a note says so). Blobs are left to the registry's own garbage collection
+(``docker-registry garbage-collect``). The registry must allow deletes.
 """
 
 from __future__ import annotations
@@ -47,11 +55,21 @@ from typing import Any
 from pyoci import mediatype, walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, LayoutError, PyociError, TagError
+from pyoci.errors import FormatError, LayoutError, PyociError, RegistryError, TagError
 from pyoci.fsutil import fsync_dir, process_alive, temp_pid
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import Index, Manifest
-from pyoci.reference import LayoutReference, Reference, StaticReference, check_layout_tag, layout_directory, parse
+from pyoci.reference import (
+    ImageName,
+    LayoutReference,
+    Reference,
+    StaticReference,
+    check_layout_tag,
+    layout_directory,
+    parse,
+)
+from pyoci.targets.client import RegistryClient, RegistryOptions
+from pyoci.targets.registry import RegistrySource
 from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree, read_small
 
 BLOB = "blob"
@@ -142,7 +160,7 @@ class GcResult:
     """What :func:`gc` removed.
 
     Attributes:
-        layout: the layout directory (or the static tree's).
+        layout: the layout directory (or the static tree's), or ``docker://HOST/REPO``.
         removed: what was removed (or would be, when ``dry_run``): for a layout blobs first, each
             list sorted; for a static tree in the order of removal.
         kept: how many blobs are reachable (a static tree: distinct digests kept, over its repositories).
@@ -151,15 +169,17 @@ class GcResult:
         removed_tags: its tags removed, ``REPO:TAG``, sorted.
         still_linked: bytes of removed files whose data another link in the tree keeps (a blob
             hard-linked into a repository that still uses it): not freed.
+        notes: remarks that are not errors (a registry tag that could not go alone).
     """
 
-    layout: Path
+    layout: Path | str
     removed: tuple[Garbage, ...]
     kept: int
     dry_run: bool
     kept_tags: tuple[str, ...] = field(default=())
     removed_tags: tuple[str, ...] = field(default=())
     still_linked: int = 0
+    notes: tuple[str, ...] = field(default=())
 
     @property
     def freed(self) -> int:
@@ -176,6 +196,7 @@ class GcResult:
             "kept": self.kept,
             "kept_tags": list(self.kept_tags),
             "removed_tags": list(self.removed_tags),
+            "notes": list(self.notes),
         }
 
 
@@ -222,6 +243,7 @@ def gc(
     dry_run: bool = False,
     keep: Sequence[str] = (),
     keep_last: int | None = None,
+    options: RegistryOptions | None = None,
 ) -> GcResult:
     """Remove what nothing kept uses (see the module docstring), and leftover temporary files.
 
@@ -231,10 +253,12 @@ def gc(
     Waits while another pyoci process is writing into the layout or tree (see the module docstring).
 
     Args:
-        layout: ``DIR`` or ``oci:DIR`` (a layout), or ``static:DIR`` (a static registry tree).
+        layout: ``DIR`` or ``oci:DIR`` (a layout), ``static:DIR`` (a static registry tree) or
+            ``docker://HOST/REPO`` (a registry repository).
         dry_run: only list what would be removed.
-        keep: static trees: glob patterns of tags to keep (``TAG`` or ``REPO:TAG``).
-        keep_last: static trees: keep the N newest tags of each repository.
+        keep: static trees and registries: glob patterns of tags to keep (``TAG`` or ``REPO:TAG``).
+        keep_last: static trees and registries: keep the N newest tags of each repository.
+        options: how to reach a registry (TLS, credentials, retries).
 
     Returns:
         What was removed, with sizes in bytes.
@@ -244,15 +268,20 @@ def gc(
         LayoutError: not a layout or tree; BlobNotFoundError / DigestMismatchError / FormatError
             when an index or manifest that is kept is missing, corrupt or unreadable (nothing is
             removed then).
+        RegistryError: the registry refused a request (a delete where deletes are disabled: what
+            was deleted before stays deleted; the message names the manifest).
     """
     if keep_last is not None and keep_last < 1:
         raise FormatError(f"--keep-last {keep_last}: expected 1 or more")
     parsed = parse(layout, bare="layout") if not isinstance(layout, os.PathLike) else None
     if isinstance(parsed, StaticReference):
         return _gc_static(parsed, tuple(keep), keep_last, dry_run)
+    if isinstance(parsed, ImageName):
+        return _gc_registry(parsed, tuple(keep), keep_last, dry_run, options or RegistryOptions())
     if keep or keep_last is not None:
         raise FormatError(
-            f"{layout}: --keep and --keep-last work on static: trees; remove a layout's tags with pyoci untag"
+            f"{layout}: --keep and --keep-last work on static: trees and docker:// repositories; "
+            "remove a layout's tags with pyoci untag"
         )
     ref = layout_directory(layout, "gc works on")
     if ref.tag is not None:
@@ -334,7 +363,7 @@ def keep_tags(
     return kept
 
 
-def _image_created(repo: StaticRepository, descriptor: Descriptor) -> datetime | None:
+def _image_created(repo: walk.DocumentReader, descriptor: Descriptor) -> datetime | None:
     """The newest ``created`` of the images ``descriptor`` holds; None for an artifact or no date.
 
     Raises:
@@ -363,7 +392,7 @@ class _RepoPlan:
         return not self.kept_tags
 
 
-def _reach(repo: StaticRepository, roots: Iterable[Descriptor]) -> set[Digest]:
+def _reach(repo: walk.DocumentReader, roots: Iterable[Descriptor]) -> set[Digest]:
     """Every digest the walk from ``roots`` yields (subjects followed); refuses entries it cannot follow."""
     seen: set[Digest] = set()
     for node in walk.walk(repo, roots, subjects=True):
@@ -543,3 +572,77 @@ def _remove_repository(tree: StaticTree, repo: StaticRepository) -> None:
     while directory != tree.v2 and directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
         directory = directory.parent
+
+
+def _referrer_subject(tag: str) -> Digest | None:
+    """The digest a referrers-schema tag names (``sha256-HEX[.suffix]``), or None for another tag."""
+    match = _REFERRERS_TAG.fullmatch(tag)
+    return Digest(match.group(1), match.group(2)) if match is not None else None
+
+
+def _gc_registry(
+    ref: ImageName, keep: tuple[str, ...], keep_last: int | None, dry_run: bool, options: RegistryOptions
+) -> GcResult:
+    """Retention gc of a registry repository (see the module docstring)."""
+    if ref.tag is not None or ref.digest is not None:
+        raise FormatError(f"{ref.uri}: gc works on a whole repository; drop the tag")
+    name = f"docker://{ref.domain}/{ref.repository}"
+    with RegistryClient(ref.domain, options) as client:
+        source = RegistrySource(client, ref)
+        tags = sorted(source.tags())
+        descriptors = {tag: source.fetch_manifest(tag)[0] for tag in tags}
+        referrer_tags = {tag for tag in tags if _referrer_subject(tag) is not None}
+        ranked = [tag for tag in tags if tag not in referrer_tags]
+        if not keep and keep_last is None:
+            kept = set(tags)
+        else:
+            created = {
+                tag: _image_created(source, descriptors[tag]) if keep_last is not None else None for tag in ranked
+            }
+            kept = keep_tags(ref.repository, created, keep, keep_last)
+            kept |= {tag for tag in referrer_tags if matches(ref.repository, tag, keep)}
+        try:
+            reach = _reach(source, [descriptors[tag] for tag in sorted(kept)])
+            while True:
+                more = [t for t in sorted(referrer_tags - kept) if _referrer_subject(t) in reach]
+                if not more:
+                    break
+                kept.update(more)
+                reach |= _reach(source, [descriptors[t] for t in more])
+        except FormatError as exc:
+            raise LayoutError(f"{exc}; nothing removed") from exc
+        except PyociError as exc:
+            raise type(exc)(f"{exc}; nothing removed") from exc
+        removed_tags = [tag for tag in tags if tag not in kept]
+        deletions: list[tuple[Descriptor, str]] = []  # parents first: each removed root, then what only it reaches
+        seen: set[Digest] = set()
+        for node in walk.walk(source, [descriptors[tag] for tag in removed_tags]):
+            if node.raw is not None and node.digest not in reach and node.digest not in seen:
+                seen.add(node.digest)
+                deletions.append((node.descriptor, INDEX if node.kind == walk.INDEX else MANIFEST))
+        shared = [tag for tag in removed_tags if descriptors[tag].digest in reach]
+        notes: list[str] = []
+        if not dry_run:
+            for descriptor, _ in deletions:
+                source.delete_manifest(str(descriptor.digest))
+            for tag in list(shared):
+                try:
+                    source.delete_manifest(tag)
+                except RegistryError as exc:
+                    shared.remove(tag)
+                    removed_tags.remove(tag)
+                    notes.append(
+                        f"{name}:{tag}: not removed: a kept tag holds the same image, and the registry "
+                        f"refused to delete the tag alone ({exc})"
+                    )
+        items = [Garbage(f"{ref.repository}@{d.digest}", d.size, kind) for d, kind in deletions]
+        items += [Garbage(f"{ref.repository}:{tag}", 0, TAG) for tag in shared]
+        return GcResult(
+            name,
+            tuple(items),
+            len(reach),
+            dry_run,
+            tuple(f"{ref.repository}:{t}" for t in sorted(kept)),
+            tuple(f"{ref.repository}:{t}" for t in removed_tags),
+            notes=tuple(notes),
+        )
