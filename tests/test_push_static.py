@@ -13,14 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import need_tool, run_pyoci
+from conftest import need_shared, need_tool, run_pyoci
 from support.images import multi_layout, single_layout
 from support.layouts import read_json
 from support.nginx import Nginx, nginx_binary, start_nginx
-from support.paths import FIXTURES
+from support.paths import FIXTURES, SCHEMAS
 from support.pull import assert_pulled_exactly, skopeo_pull
 
-from pyoci import mediatype, push
+from pyoci import mediatype, push, verify
 from pyoci.commands.merge import merge
 from pyoci.targets.static import KIND_ORDER, StaticTree, nginx_config, nginx_locations
 
@@ -124,6 +124,9 @@ def test_tree_files(tree: Path, layouts: dict[str, Path]) -> None:
         assert sha256((v2 / MULTI_REF / "blobs" / digest).read_bytes()) == digest
     assert (tree / ".pyoci" / "nginx.conf").read_text() == nginx_config(tree)
     assert (tree / ".pyoci" / "nginx-locations.conf").read_text() == nginx_locations()
+    need_shared()
+    report = verify(f"static:{tree}", schemas_dir=SCHEMAS)  # every manifest and index against the OCI schemas
+    assert (report.problems, report.notes, report.blobs_checked) == ([], [], 4 + 17)  # per repository
 
 
 def test_nginx_configuration_is_fixed(tree: Path, layouts: dict[str, Path], tmp_path: Path) -> None:

@@ -182,7 +182,7 @@ class Recorder:
         def timed(*args: Any, **kwargs: Any) -> Any:
             key = kwargs.get("Key") or args[2]
             start = time.monotonic()
-            time.sleep(0.05)  # widen each write so that a wrong overlap would show
+            time.sleep(0.1)  # widen each write so that a wrong overlap would show
             out = method(*args, **kwargs)
             with self.lock:
                 self.events.append((start, time.monotonic(), name, key))
