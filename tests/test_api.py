@@ -7,12 +7,13 @@ import inspect
 import pyoci
 
 PUBLIC = {
-    "ArchiveError", "AuthError", "Compression", "ConvertResult", "ConvertedImage", "CopyResult", "Descriptor",
+    "ArchiveError", "AuthError", "BuildResult", "Compression", "ConvertResult", "ConvertedImage", "CopyResult",
+    "Descriptor",
     "DiffIDMismatchError", "Digest", "DigestMismatchError", "FormatError", "Garbage", "GcResult",
     "ImageLayout", "InspectResult", "InspectedImage", "LayerOptions", "LayoutError", "MergeResult",
     "MergeSource", "Platform", "PlatformConflictError", "PlatformImage", "RegistryError", "PushResult",
     "PyociError", "RegistryOptions", "TagError", "UntagResult", "VerifyReport", "__version__",
-    "convert", "copy", "gc", "inspect", "merge", "push", "untag", "verify",
+    "build", "convert", "copy", "gc", "inspect", "merge", "push", "untag", "verify",
 }  # fmt: skip
 
 

@@ -226,3 +226,12 @@ def test_merge_in_the_registry_downloads_no_layer(registry: Registry, tmp_path: 
     # a fifth job adds a platform to the tag: appended, the others kept
     again = merge([str(FIXTURES / "hello-amd64.tar")], f"docker://{registry.host}/ci/app:1.0", registry=FAST)
     assert [str(d.digest) for d in again.manifests] == list(singles.values())  # the very same amd64: no change
+
+
+def test_parallel_transfers_give_the_same_image(registry: Registry, second_registry: Registry, pushed: str) -> None:
+    options = RegistryOptions(retry_times=1, retry_delay=0.01, jobs=8)
+    result = copy(f"docker://{registry.host}/copy/multi:1", f"docker://{second_registry.host}/jobs:8", options=options)
+    assert str(result.digest) == pushed and result.stats.uploaded == BLOBS
+    assert skopeo_raw(f"docker://{second_registry.host}/jobs:8") == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
+    with pytest.raises(FormatError, match="--jobs 0: expected 1 to 32"):
+        RegistryOptions(jobs=0)

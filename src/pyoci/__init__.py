@@ -4,6 +4,7 @@ The public API is re-exported here; see each module for details.
 """
 
 from pyoci.archive.plan import ConvertedImage
+from pyoci.commands.build import BuildResult, build
 from pyoci.commands.convert import ConvertResult, convert
 from pyoci.commands.copy import CopyResult, copy
 from pyoci.commands.gc import Garbage, GcResult, UntagResult, gc, untag
@@ -35,6 +36,7 @@ from pyoci.version import __version__
 __all__ = [
     "ArchiveError",
     "AuthError",
+    "BuildResult",
     "Compression",
     "ConvertResult",
     "ConvertedImage",
@@ -64,6 +66,7 @@ __all__ = [
     "UntagResult",
     "VerifyReport",
     "__version__",
+    "build",
     "convert",
     "copy",
     "gc",

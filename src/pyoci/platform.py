@@ -98,6 +98,22 @@ class Platform:
             variant = "v8"
         return Platform(os_name, arch, variant, self.os_version, self.os_features)
 
+    def overridden_by(self, requested: Platform, where: str) -> Platform:
+        """Return this platform (an image config's) with ``requested``'s variant: the ``--platform`` override rule.
+
+        An override may set or correct the variant a config lacks or misstates (Nix writes ``arm``
+        without one); os and architecture must agree with the config (image-spec ``config.md``:
+        they describe the binaries), and ``os.version``/``os.features`` are kept.
+
+        Raises:
+            FormatError: ``requested`` names another os or architecture (``where`` opens the message).
+        """
+        if (requested.os, requested.architecture) != (self.os, self.architecture):
+            raise FormatError(
+                f"{where}: --platform {requested} contradicts the image config's {self.os}/{self.architecture}"
+            )
+        return Platform(self.os, self.architecture, requested.variant, self.os_version, self.os_features)
+
     def matches(self, other: Platform) -> bool:
         """True when both name the same platform after normalising (arm64 == arm64/v8)."""
         return self._key() == other._key()

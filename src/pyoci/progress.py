@@ -6,7 +6,10 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    """Receives byte counts while a blob streams through a pipeline."""
+    """Receives byte counts while a blob streams through a pipeline, one blob at a time.
+
+    Work done in parallel reports to a :meth:`fork` each, which may also count toward this one.
+    """
 
     def start(self, name: str, total: int) -> None:
         """A blob called ``name`` of ``total`` input bytes starts."""
@@ -18,6 +21,10 @@ class Progress(Protocol):
 
     def finish(self) -> None:
         """The current blob is done."""
+        ...
+
+    def fork(self) -> Progress:
+        """A progress for one of several blobs transferred at once (its bytes also count toward this one)."""
         ...
 
 
@@ -32,3 +39,7 @@ class NoProgress:
 
     def finish(self) -> None:
         """Ignore the end."""
+
+    def fork(self) -> Progress:
+        """Itself: nothing to report either way."""
+        return self

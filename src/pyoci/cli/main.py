@@ -75,6 +75,12 @@ def _convert_json(result: ConvertResult) -> dict[str, Any]:
 @click.argument("destination")
 @click.option("--tag", help="Tag (ref.name) for the image when DESTINATION has none.")
 @click.option("--all", "all_images", is_flag=True, help="Convert every image in the archive.")
+@click.option(
+    "--platform",
+    metavar="OS/ARCH[/VARIANT]",
+    help="Platform to record for the image when its config lacks or misstates the variant; os and architecture "
+    "must agree with the config. Goes into the index.json entry; the config is kept byte for byte.",
+)
 @layer_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
@@ -83,6 +89,7 @@ def convert_command(
     destination: str,
     tag: str | None,
     all_images: bool,
+    platform: str | None,
     options: LayerOptions,
     quiet: bool,
     as_json: bool,
@@ -94,7 +101,13 @@ def convert_command(
     oci-archive:FILE[:TAG]. Prints the manifest digest of each image written.
     """
     result = convert(
-        source, destination, tag=tag, all_images=all_images, options=options, progress=make_progress(quiet)
+        source,
+        destination,
+        tag=tag,
+        all_images=all_images,
+        platform=platform,
+        options=options,
+        progress=make_progress(quiet),
     )
     if as_json:
         emit_json(_convert_json(result))
@@ -147,3 +160,7 @@ main.add_command(gc_command)
 from pyoci.cli.sync import sync_command  # noqa: E402
 
 main.add_command(sync_command)
+
+from pyoci.cli.build import build_command  # noqa: E402
+
+main.add_command(build_command)

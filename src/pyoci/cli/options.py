@@ -14,7 +14,7 @@ import click
 
 from pyoci.errors import FormatError
 from pyoci.mediatype import Compression
-from pyoci.targets.client import DEFAULT_CHUNK_SIZE, MAX_RETRIES, RegistryOptions
+from pyoci.targets.client import DEFAULT_CHUNK_SIZE, DEFAULT_JOBS, MAX_RETRIES, RegistryOptions
 from pyoci.transcode import LayerOptions
 
 _SIZE = re.compile(r"(\d{1,15})\s*([kmg]?)i?b?", re.IGNORECASE)
@@ -110,6 +110,13 @@ def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Seconds before the first retry.",
     )
+    @click.option(
+        "--jobs",
+        type=click.IntRange(1, 32),
+        default=DEFAULT_JOBS,
+        show_default=True,
+        help="Blobs transferred at once.",
+    )
     @click.option("--debug", is_flag=True, help="Trace HTTP requests on stderr (credentials redacted).")
     @functools.wraps(command)
     def wrapper(
@@ -121,6 +128,7 @@ def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
         chunk_size: str,
         retry_times: int,
         retry_delay: float,
+        jobs: int,
         debug: bool,
         **kwargs: Any,
     ) -> Any:
@@ -138,6 +146,7 @@ def registry_options(command: Callable[..., Any]) -> Callable[..., Any]:
             chunk_size=parse_size(chunk_size),
             retry_times=retry_times,
             retry_delay=retry_delay,
+            jobs=jobs,
         )
         return command(*args, registry=registry, **kwargs)
 

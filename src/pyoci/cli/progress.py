@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Never
 
 from tqdm import tqdm
@@ -11,10 +12,16 @@ from pyoci.progress import NoProgress, Progress
 
 
 class TqdmProgress:
-    """One tqdm bar (bytes) per blob, on stderr."""
+    """One tqdm bar (bytes) per blob, on stderr; forks get bars of their own and count toward this one.
 
-    def __init__(self) -> None:
+    Args:
+        parent: the progress a fork also reports its bytes to.
+    """
+
+    def __init__(self, parent: TqdmProgress | None = None) -> None:
         self._bar: tqdm[Never] | None = None
+        self._parent = parent
+        self._lock = threading.Lock()
 
     def start(self, name: str, total: int) -> None:
         """Open a bar for ``name``."""
@@ -27,6 +34,18 @@ class TqdmProgress:
         """Advance the bar by ``count`` bytes."""
         if self._bar is not None:
             self._bar.update(count)
+        if self._parent is not None:
+            self._parent.advance_shared(count)
+
+    def advance_shared(self, count: int) -> None:
+        """Advance the bar by ``count`` bytes from a fork's thread."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(count)
+
+    def fork(self) -> TqdmProgress:
+        """A bar for one of several blobs transferred at once."""
+        return TqdmProgress(self)
 
     def finish(self) -> None:
         """Close the bar."""

@@ -8,11 +8,21 @@ Rules (and where they come from):
   config (image-spec ``image-layout.md``, ``image-index.md``); without a destination tag each RepoTag
   gives one entry whose ref.name is the tag and ``io.containerd.image.name`` the full name, as Docker
   writes; an untagged image gets ``latest``;
-* image selection follows skopeo: ``:NAME:TAG`` or ``:@N``, an error listing the images otherwise.
+* image selection follows skopeo: ``:NAME:TAG`` or ``:@N``, an error listing the images otherwise;
+* ``platform`` sets or corrects the platform of the one image converted (Nix's ``dockerTools``
+  writes ``arm`` without the variant): os and architecture must agree with the config
+  (:meth:`~pyoci.platform.Platform.overridden_by`, the rule merge has). The override is recorded in
+  the index.json entries' ``platform`` only, as merge records its own: the config keeps its exact
+  bytes, so its digest stays the image ID Docker computes for the archive, the manifest digest is
+  the one a plain convert gives, and an index entry's ``platform`` is what runtimes select on
+  (``image-index.md``); a later ``pyoci merge`` of the layout carries it into the image index.
+  The image is converted into a staging layout inside the destination first and linked in only
+  once the platform agrees, so a refused override writes nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -22,9 +32,13 @@ from pathlib import Path
 from pyoci.archive.plan import ConvertedImage, import_archive
 from pyoci.errors import FormatError, LayoutError
 from pyoci.layout.ociarchive import write_tree_tar
-from pyoci.layout.store import writing
+from pyoci.layout.store import ImageLayout, writing
+from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
+from pyoci.sources import staging_directory
+from pyoci.targets.copy import copy_image
+from pyoci.targets.layout import LayoutSource, layout_target
 from pyoci.transcode import LayerOptions
 
 
@@ -68,6 +82,7 @@ def convert(
     *,
     tag: str | None = None,
     all_images: bool = False,
+    platform: Platform | str | None = None,
     options: LayerOptions | None = None,
     progress: Progress | None = None,
 ) -> ConvertResult:
@@ -78,6 +93,8 @@ def convert(
         destination: ``DIR``, ``oci:DIR[:TAG]`` or ``oci-archive:FILE[:TAG]``.
         tag: the destination tag when the reference has none.
         all_images: convert every image of the archive.
+        platform: ``os/arch[/variant]`` to record for the one image converted instead of its
+            config's (see the module docstring).
         options: layer compression, level, threads.
         progress: receives per-layer byte counts.
 
@@ -85,7 +102,8 @@ def convert(
         The images written, with their manifest descriptors.
 
     Raises:
-        FormatError: a malformed reference or option.
+        FormatError: a malformed reference, option or platform, or a platform whose os or
+            architecture contradicts the config (nothing is written).
         ArchiveError: the archive is unreadable, ambiguous or inconsistent (nothing is written).
         DiffIDMismatchError: a layer does not match its diff_id (nothing is written).
         LayoutError: the destination is not a layout or cannot be written.
@@ -96,15 +114,44 @@ def convert(
     options = options or LayerOptions()
     if all_images and dest.tag is not None:
         raise FormatError(f"{dest}: --all writes each image's own tags; drop the destination tag")
+    override = Platform.parse(platform) if isinstance(platform, str) else platform
+    if all_images and override is not None:
+        raise FormatError(f"{src}: --platform sets the platform of one image; drop --all")
     if dest.archive:
-        return _convert_to_oci_archive(src, dest, all_images, options, progress)
+        return _convert_to_oci_archive(src, dest, all_images, override, options, progress)
+    if override is not None:
+        return _convert_with_platform(src, dest, override, options, progress)
     with writing(dest.path) as layout:
         images = import_archive(src, layout, options, progress, tag=dest.tag, all_images=all_images)
     return ConvertResult(Path(dest.path), tuple(images))
 
 
+def _convert_with_platform(
+    src: ArchiveReference, dest: LayoutReference, platform: Platform, options: LayerOptions, progress: Progress | None
+) -> ConvertResult:
+    """Convert into a staging layout, check the override, then link the image in with its entries' platform set."""
+    with layout_target(dest.path) as target, staging_directory(target.layout.root) as tmp:
+        staged = ImageLayout.create(tmp / "layout")
+        [image] = import_archive(src, staged, options, progress, tag=dest.tag)
+        assert image.manifest.platform is not None  # import_archive records the config's platform
+        chosen = image.manifest.platform.overridden_by(platform, str(src))
+        source = LayoutSource(staged, verified=True)
+        copy_image(source, image.manifest, target, None)
+        target.commit()
+        entries = [dataclasses.replace(entry, platform=chosen) for entry in staged.read_index().manifests]
+        names = {entry.ref_name for entry in entries}
+        target.layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
+    converted = dataclasses.replace(image, manifest=dataclasses.replace(image.manifest, platform=chosen))
+    return ConvertResult(Path(dest.path), (converted,))
+
+
 def _convert_to_oci_archive(
-    src: ArchiveReference, dest: LayoutReference, all_images: bool, options: LayerOptions, progress: Progress | None
+    src: ArchiveReference,
+    dest: LayoutReference,
+    all_images: bool,
+    platform: Platform | None,
+    options: LayerOptions,
+    progress: Progress | None,
 ) -> ConvertResult:
     # follow a symlink to the file it names; replace only a regular file (never a device or FIFO)
     target = Path(os.path.realpath(dest.path))
@@ -117,7 +164,12 @@ def _convert_to_oci_archive(
     with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-", dir=target.parent) as tmp:
         staging = os.path.join(tmp, "layout")
         result = convert(
-            src, LayoutReference(staging, dest.tag), all_images=all_images, options=options, progress=progress
+            src,
+            LayoutReference(staging, dest.tag),
+            all_images=all_images,
+            platform=platform,
+            options=options,
+            progress=progress,
         )
         write_tree_tar(Path(staging), target)
         shutil.rmtree(staging)

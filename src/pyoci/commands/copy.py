@@ -221,11 +221,15 @@ def copy(
         tag = _tag(dest, source_tag, str(source))
         mount_from = _mount_sources(src, target)
         if chosen is None:
-            stats = copy_image(src, root, target, tag, mount_from=mount_from, progress=progress)
+            stats = copy_image(
+                src, root, target, tag, mount_from=mount_from, progress=progress, jobs=session.options.jobs
+            )
             written = root
             copied = tuple(image.platform for image in _platforms_of(src, root))
         else:
-            stats, written = _copy_platforms(src, root, chosen, target, tag, docker_archive, mount_from, progress)
+            stats, written = _copy_platforms(
+                src, root, chosen, target, tag, docker_archive, mount_from, progress, session.options.jobs
+            )
             copied = tuple(image.platform for image in chosen)
     text = f"{dest}" if not isinstance(dest, ImageName) else dest.uri
     return CopyResult(str(source), text, written.digest, written.media_type, written.size, copied, stats)
@@ -254,23 +258,27 @@ def _copy_platforms(
     docker_archive: bool,
     mount_from: list[str],
     progress: Progress | None,
+    jobs: int,
 ) -> tuple[CopyStats, Descriptor]:
     """Copy the chosen platform images; several (and not into a docker-archive) get a new index."""
     total = CopyStats()
     if len(chosen) == 1 or docker_archive:
         for image in chosen:
-            total.add(copy_image(source, image.descriptor, target, tag, mount_from=mount_from, progress=progress))
+            total.add(
+                copy_image(source, image.descriptor, target, tag, mount_from=mount_from, progress=progress, jobs=jobs)
+            )
         first = chosen[0].descriptor
         return total, Descriptor(first.media_type, first.digest, first.size) if not docker_archive else root
     for image in chosen:
-        total.add(copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress))
+        total.add(
+            copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress, jobs=jobs)
+        )
     annotations: dict[str, str] = {}
     if root.media_type in mediatype.INDEX_TYPES:
         obj = load_json(source.read_document(root), f"{source.name}: index")
         annotations = dict(obj.get("annotations") or {}) if isinstance(obj, dict) else {}
     entries = [
-        Descriptor(i.descriptor.media_type, i.descriptor.digest, i.descriptor.size, platform=i.platform)
-        for i in chosen
+        Descriptor(i.descriptor.media_type, i.descriptor.digest, i.descriptor.size, platform=i.platform) for i in chosen
     ]
     index = Index.build(entries, annotations)
     descriptor = Descriptor(mediatype.IMAGE_INDEX, index.digest, len(index.raw))
@@ -280,4 +288,3 @@ def _copy_platforms(
         target.put_manifest(descriptor, index.raw, tag)
         total.manifests += 1
     return total, descriptor
-

@@ -175,10 +175,6 @@ def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
     )
 
 
-def _stage_image(target: LayoutTarget, source: Source, item: PlatformImage, progress: Progress | None) -> None:
-    copy_image(source, item.descriptor, target, None, progress=progress)
-
-
 def _combine(existing: list[_Entry], new: list[_Entry], replace_existing: bool) -> tuple[list[_Entry], list[Digest]]:
     """Append ``new`` to ``existing``; a platform already present is an error, or replaced in place."""
     out = list(existing)
@@ -226,6 +222,7 @@ def _gather(
     sources: Sequence[MergeSource],
     options: LayerOptions,
     progress: Progress | None,
+    jobs: int,
 ) -> list[_Entry]:
     staging = target.layout.root if isinstance(target, LayoutTarget) else None
     entries: list[_Entry] = []
@@ -240,7 +237,7 @@ def _gather(
             mount_from = _mount_sources(source, target)
             for image in images:
                 platform = image.platform if item.platform is None else _override(image, item.platform, where)
-                copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress)
+                copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress, jobs=jobs)
                 entries.append(_Entry(_child_descriptor(image, platform), platform, where))
     return entries
 
@@ -330,7 +327,9 @@ def merge(
     tag = None if flat else dest.tag or DEFAULT_TAG
     with layout_target(dest.path) as target:
         layout = target.layout
-        new, _ = _combine([], _gather(target, None, items, options, progress), replace)
+        new, _ = _combine(
+            [], _gather(target, None, items, options, progress, (registry or RegistryOptions()).jobs), replace
+        )
         outcome = _Outcome()
 
         def change(current: list[Descriptor]) -> list[Descriptor]:
@@ -360,7 +359,9 @@ def _merge_remote(
         current = StaticReference(dest.root, dest.repo(), tag)
     with Destinations(registry) as session:
         _, target = session.target(dest)
-        new, _ = _combine([], _gather(target, session, items, options, progress), replace_platforms)
+        new, _ = _combine(
+            [], _gather(target, session, items, options, progress, session.options.jobs), replace_platforms
+        )
         existing: list[_Entry] = []
         index_annotations: dict[str, str] = {}
         with open_source(current, what="merge reads", session=session) as reader:

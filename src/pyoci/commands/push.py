@@ -168,6 +168,7 @@ def push(
                 mount_from=sources,
                 progress=progress,
                 only_tag=repository in pushed,  # a repository pushed in this run only needs the new tag
+                jobs=session.options.jobs,
             )
             if repository not in pushed:
                 pushed.append(repository)

@@ -118,7 +118,7 @@ class DockerArchiveTarget:
             return
         if declared is None:
             raise FormatError(f"{self.name}: {descriptor.media_type!r} is neither an image config nor a layer")
-        path = self.staging / f"layer-{len(self.layers)}.tar"
+        path = temp_name(self.staging)
         digester = Digester()
         progress.start(f"{descriptor.digest.encoded[:12]}", descriptor.size)
         try:

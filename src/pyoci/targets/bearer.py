@@ -22,6 +22,7 @@ so that everything printed can be redacted (:func:`pyoci.targets.http.redact`).
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class RegistryAuth(httpx.Auth):
             on a connection failure.
         allow_http_realm: a token realm may be plain HTTP (loopback registry or TLS checks off).
         secrets: the shared set every secret seen is added to, for redaction.
+        lock: held while the auth state changes (requests run in parallel threads).
     """
 
     domain: str
@@ -61,6 +63,7 @@ class RegistryAuth(httpx.Auth):
     fetch: Callable[[httpx.Request], tuple[int, httpx.Headers, bytes]]
     allow_http_realm: Callable[[httpx.URL], bool]
     secrets: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
     scheme: str | None = None
     challenge: Mapping[str, str] = field(default_factory=dict)
     token: str = ""
@@ -73,16 +76,22 @@ class RegistryAuth(httpx.Auth):
             self.authorize(request, request.extensions.get(SCOPES, frozenset()))
         yield request
 
-    def learn(self, response: httpx.Response) -> str:
+    def learn(self, response: httpx.Response, sent: str | None = None) -> str:
         """Record the scheme a registry 401 asks for; return the scope it names (may be empty).
 
-        A refused token is not reused: the next request fetches a new one.
+        A refused token is not reused: the next request fetches a new one, unless ``sent`` (the
+        ``Authorization`` the refused request carried) shows another thread has replaced it already.
 
         Raises:
             AuthError: the 401 names neither Basic nor Bearer.
         """
+        with self.lock:
+            return self._learn(response, sent)
+
+    def _learn(self, response: httpx.Response, sent: str | None) -> str:
         challenges = parse_challenges(response.headers.get("www-authenticate", "")[:4096])
-        self.token_expiry = 0.0
+        if sent is None or sent == f"Bearer {self.token}":
+            self.token_expiry = 0.0
         for challenge in challenges:
             if challenge.scheme == "bearer" and challenge.params.get("realm"):
                 self.scheme, self.challenge = "bearer", challenge.params
@@ -100,6 +109,10 @@ class RegistryAuth(httpx.Auth):
             AuthError: credentials are needed and absent, or the token service refuses them.
             Transient: the token service cannot be reached or answers 429/5xx.
         """
+        with self.lock:
+            self._authorize(request, scopes)
+
+    def _authorize(self, request: httpx.Request, scopes: frozenset[str]) -> None:
         if self.scheme == "basic":
             creds = self.credentials()
             if creds is None:

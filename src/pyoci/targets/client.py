@@ -57,6 +57,8 @@ log = logging.getLogger("pyoci.registry")
 
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 DEFAULT_CHUNK_SIZE = 64 << 20
+DEFAULT_JOBS = 3
+"""Blobs transferred at once by default (benchmarks/README.md: push of a 10-layer image)."""
 MAX_RETRIES = 100
 """Most retries accepted for ``retry_times``."""
 MAX_BACKOFF = 30.0
@@ -78,6 +80,7 @@ class RegistryOptions:
         tls_verify: verify server certificates; when False, plain HTTP is also allowed.
         chunk_size: blobs larger than this many bytes are sent in ``PATCH`` chunks of this size; 0: never.
         retry_times: how many times a failed request or blob upload is retried (0 to 100).
+        jobs: blobs transferred at once, for every destination (1 to 32).
         retry_delay: seconds before the first retry (0 to 30); doubled for each further one.
         timeout: seconds without progress on a connection before it counts as failed.
         environ: the environment for credential lookup (default ``os.environ``).
@@ -94,6 +97,7 @@ class RegistryOptions:
     retry_times: int = 3
     retry_delay: float = 1.0
     timeout: float = 60.0
+    jobs: int = DEFAULT_JOBS
     environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class RegistryOptions:
             raise FormatError(f"--retry-times {self.retry_times}: expected 0 to {MAX_RETRIES}")
         if not 0 <= self.retry_delay <= MAX_BACKOFF:  # also false for NaN
             raise FormatError(f"--retry-delay {self.retry_delay}: expected 0 to {MAX_BACKOFF:.0f} seconds")
+        if not 1 <= self.jobs <= 32:
+            raise FormatError(f"--jobs {self.jobs}: expected 1 to 32")
         if not 0 < self.timeout <= 3600:
             raise FormatError(f"timeout {self.timeout}: expected more than 0 and at most 3600 seconds")
 
@@ -160,6 +166,7 @@ class RegistryClient:
         self._credentials_loaded = False
         self._repository = ""
         self._first_challenge: httpx.Response | None = None
+        self._lock = threading.RLock()  # transfers run in parallel threads: the shared state changes under it
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -175,6 +182,10 @@ class RegistryClient:
     # -- connection, TLS, credentials, redaction ----------------------------------------------
 
     def _http(self) -> httpx.Client:
+        with self._lock:
+            return self._http_locked()
+
+    def _http_locked(self) -> httpx.Client:
         if self._http_client is None:
             self._http_client = httpx.Client(
                 verify=self._ssl_context(),
@@ -218,6 +229,10 @@ class RegistryClient:
         Raises:
             AuthError: a credential file or helper cannot be read.
         """
+        with self._lock:
+            return self._credentials_locked()
+
+    def _credentials_locked(self) -> Credentials | None:
         if not self._credentials_loaded:
             if self.options.creds is not None:
                 self._credentials = parse_creds(self.options.creds)
@@ -250,6 +265,10 @@ class RegistryClient:
         Raises:
             RegistryError: the registry cannot be reached, or is not an OCI registry.
         """
+        with self._lock:
+            return self._base_locked()
+
+    def _base_locked(self) -> httpx.URL:
         if self._auth is None:
             base = self.retrying(self._ping, "ping /v2/")
             self._auth = RegistryAuth(
@@ -259,6 +278,7 @@ class RegistryClient:
                 self._fetch_token,
                 lambda realm: is_loopback(realm.netloc.decode()) or not self.options.tls_verify,
                 self.secrets,
+                self._lock,
             )
             if self._first_challenge is not None:
                 self._auth.learn(self._first_challenge)
@@ -301,9 +321,10 @@ class RegistryClient:
 
     def _head_of(self, url: httpx.URL) -> tuple[int, httpx.Response]:
         """GET ``url`` without reading its body (the /v2/ answer's body is never needed)."""
+        http = self._http()  # taken here: the caller may hold the lock the worker would wait for
 
         def run() -> httpx.Response:
-            response = self._http().send(self._http().build_request("GET", url), stream=True)
+            response = http.send(http.build_request("GET", url), stream=True)
             response.close()
             return response
 
@@ -332,7 +353,8 @@ class RegistryClient:
         worker.start()
         worker.join(self.options.timeout)
         if worker.is_alive():
-            stuck, self._http_client = self._http_client, None
+            with self._lock:
+                stuck, self._http_client = self._http_client, None
             if stuck is not None:
                 threading.Thread(target=stuck.close, daemon=True).start()
             raise Transient(f"{what}: no complete answer within {self.options.timeout:g} s")
@@ -342,9 +364,10 @@ class RegistryClient:
 
     def _fetch_token(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         """Send a token request (to the realm the registry named) and read its answer, bounded."""
+        http = self._http()  # taken here: the auth flow holds the lock while it fetches a token
 
         def run() -> tuple[int, httpx.Headers, bytes]:
-            response = self._http().send(request, stream=True)
+            response = http.send(request, stream=True)
             try:
                 return response.status_code, response.headers, read_bounded(response, MAX_TOKEN_ANSWER, "token")
             finally:
@@ -396,7 +419,7 @@ class RegistryClient:
             if response.status_code != 401 or attempt > 0 or not same_origin(response.url, auth.origin):
                 break
             already = "Authorization" in request.headers
-            scope = auth.learn(response)
+            scope = auth.learn(response, request.headers.get("Authorization"))
             if isinstance(content, Iterator) or (auth.scheme == "basic" and already):
                 break
             response.close()

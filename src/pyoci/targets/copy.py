@@ -5,22 +5,26 @@ not looked into (its blobs are there), so copying an image that is already there
 question (two with a tag: the tag is only written when it points elsewhere). Then, for each blob
 left (image-spec ``descriptor.md``; distribution-spec ``spec.md`` "Pushing blobs"): skip what the
 target has; mount it from another repository of the same destination when the target can;
-otherwise put it, streamed and verified against its digest. Manifests follow with their exact
-bytes, each after everything it references (a registry refuses a manifest whose blobs are
-missing), child manifests by digest and the root last, under the tag. A non-distributable layer
-the source lacks is left out (see :mod:`pyoci.walk`).
+otherwise put it, streamed and verified against its digest. Blobs go ``jobs`` at a time, each in a
+thread of its own with its own 1 MiB buffers, so memory stays flat whatever the number in flight.
+Manifests follow, once every blob is in, with their exact bytes, each after everything it
+references (a registry refuses a manifest whose blobs are missing), child manifests by digest and
+the root last, under the tag. A non-distributable layer the source lacks is left out (see
+:mod:`pyoci.walk`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from pyoci.descriptor import Descriptor
 from pyoci.errors import FormatError
 from pyoci.progress import NoProgress, Progress
 from pyoci.targets import BlobSource, Mount, Target
+from pyoci.targets.client import DEFAULT_JOBS
 from pyoci.walk import INDEX, MANIFEST, UNKNOWN, Node, kind_of, walk
 
 log = logging.getLogger("pyoci.copy")
@@ -60,11 +64,14 @@ def copy_blob(
     source: BlobSource,
     node: Node,
     target: Target,
-    stats: CopyStats,
     mount_from: Sequence[str] = (),
     progress: Progress | None = None,
-) -> None:
-    """Copy one blob node: skip, mount or put (see the module docstring); counts go to ``stats``.
+) -> str:
+    """Copy one blob node: skip, mount or put (see the module docstring).
+
+    Returns:
+        What happened: ``"skipped"``, ``"mounted"``, ``"uploaded"``, or ``"foreign"`` (a
+        non-distributable layer the source lacks, left out).
 
     Raises:
         DigestMismatchError: the source's bytes differ from the descriptor.
@@ -72,21 +79,62 @@ def copy_blob(
     """
     descriptor = node.descriptor
     if node.foreign and not source.has_blob(descriptor):
-        return  # clients fetch a non-distributable layer from its urls
+        return "foreign"  # clients fetch a non-distributable layer from its urls
     if target.has_blob(descriptor):
         log.info("%s: blob %s exists", target.name, descriptor.digest)
-        stats.skipped += 1
-        return
+        return "skipped"
     if isinstance(target, Mount):
         for repository in mount_from:
             if target.mount_blob(descriptor, repository):
                 log.info("%s: blob %s mounted from %s", target.name, descriptor.digest, repository)
-                stats.mounted += 1
-                return
+                return "mounted"
     target.put_blob(descriptor, source, progress or NoProgress())
     log.info("%s: blob %s stored (%d bytes)", target.name, descriptor.digest, descriptor.size)
-    stats.uploaded += 1
-    stats.bytes_uploaded += descriptor.size
+    return "uploaded"
+
+
+def copy_blobs(
+    source: BlobSource,
+    nodes: Sequence[Node],
+    target: Target,
+    stats: CopyStats,
+    *,
+    mount_from: Sequence[str] = (),
+    progress: Progress | None = None,
+    jobs: int = DEFAULT_JOBS,
+) -> None:
+    """Copy blob ``nodes``, ``jobs`` at a time; the counts go to ``stats``.
+
+    The first failure is raised once the transfers already running have ended; the ones not
+    started are not started.
+
+    Raises:
+        DigestMismatchError, PyociError: as :func:`copy_blob`.
+    """
+    progress = progress or NoProgress()
+
+    def one(node: Node) -> tuple[Node, str]:
+        return node, copy_blob(source, node, target, mount_from, progress.fork() if jobs > 1 else progress)
+
+    if jobs <= 1 or len(nodes) <= 1:
+        outcomes = [one(node) for node in nodes]
+    else:
+        with ThreadPoolExecutor(min(jobs, len(nodes)), thread_name_prefix="pyoci-transfer") as pool:
+            futures = [pool.submit(one, node) for node in nodes]
+            try:
+                outcomes = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    for node, outcome in outcomes:
+        if outcome == "skipped":
+            stats.skipped += 1
+        elif outcome == "mounted":
+            stats.mounted += 1
+        elif outcome == "uploaded":
+            stats.uploaded += 1
+            stats.bytes_uploaded += node.descriptor.size
 
 
 def copy_image(
@@ -98,6 +146,7 @@ def copy_image(
     mount_from: Sequence[str] = (),
     progress: Progress | None = None,
     only_tag: bool = False,
+    jobs: int = DEFAULT_JOBS,
 ) -> CopyStats:
     """Copy the image ``root`` names from ``source`` into ``target`` (see the module docstring).
 
@@ -110,6 +159,7 @@ def copy_image(
         progress: receives per-blob byte counts.
         only_tag: the caller knows the image is there (copied to this repository in this run): only
             the tag is written.
+        jobs: blobs transferred at once (1: one after the other).
 
     Returns:
         The counts of what was sent, mounted and skipped.
@@ -128,14 +178,12 @@ def copy_image(
         def absent(node: Node) -> bool:
             return node.digest == root.digest or not target.has_manifest(node.descriptor)
 
-        for node in walk(source, [root], children_first=True, enter=absent):
-            if node.digest == root.digest:
-                continue
-            if node.kind in (INDEX, MANIFEST) and node.raw is None:
-                stats.manifests_skipped += 1
-            elif node.raw is None:
-                copy_blob(source, node, target, stats, mount_from, progress)
-            else:
+        nodes = [node for node in walk(source, [root], children_first=True, enter=absent) if node.digest != root.digest]
+        stats.manifests_skipped += sum(1 for node in nodes if node.kind in (INDEX, MANIFEST) and node.raw is None)
+        blobs = [node for node in nodes if node.raw is None and node.kind not in (INDEX, MANIFEST)]
+        copy_blobs(source, blobs, target, stats, mount_from=mount_from, progress=progress, jobs=jobs)
+        for node in nodes:
+            if node.raw is not None:
                 target.put_manifest(node.descriptor, node.raw, None)
                 stats.manifests += 1
     if target.has_manifest(root, tag):
