@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options, registry_options
+from pyoci.cli.options import emit_digest, layer_options, parse_key_value, registry_options
 from pyoci.cli.progress import make_progress
-from pyoci.commands.build import build, parse_chown, parse_command, parse_key_value
+from pyoci.commands.build import build, parse_chown, parse_command
 from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
@@ -99,7 +99,4 @@ def build_command(
         registry=registry,
         progress=make_progress(quiet),
     )
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        click.echo(str(result.digest))
+    emit_digest(result.digest, result, as_json)

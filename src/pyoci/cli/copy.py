@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from pyoci.cli.options import emit_json, layer_options, registry_options
+from pyoci.cli.options import emit_digest, layer_options, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.commands.copy import copy
-from pyoci.fsutil import write_atomic
 from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
@@ -58,9 +55,4 @@ def copy_command(
         layer_options=options,
         progress=make_progress(quiet),
     )
-    if digestfile is not None:
-        write_atomic(Path(digestfile).absolute(), str(result.digest).encode())
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        click.echo(str(result.digest))
+    emit_digest(result.digest, result, as_json, digestfile)

@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options, registry_options
+from pyoci.cli.options import emit_json, layer_options, parse_key_value, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.commands.gc import gc, untag
 from pyoci.commands.inspect import inspect
-from pyoci.commands.merge import MergeSource, merge, parse_annotation, parse_platform_override
+from pyoci.commands.merge import MergeSource, merge, parse_platform_override
 from pyoci.targets.client import RegistryOptions
 from pyoci.transcode import LayerOptions
 
@@ -61,7 +61,7 @@ def merge_command(
         destination,
         flat=flat,
         replace=replace,
-        annotations=dict(parse_annotation(text) for text in annotations),
+        annotations=dict(parse_key_value(text, "--annotation") for text in annotations),
         options=options,
         registry=registry,
         progress=make_progress(quiet),

@@ -8,11 +8,13 @@ import logging
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from pyoci.errors import FormatError
+from pyoci.fsutil import write_atomic
 from pyoci.mediatype import Compression
 from pyoci.targets.client import DEFAULT_CHUNK_SIZE, DEFAULT_JOBS, MAX_RETRIES, RegistryOptions
 from pyoci.transcode import LayerOptions
@@ -61,6 +63,33 @@ def _scale(codec: Compression) -> str:
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout (the ``--json`` output of every command)."""
     click.echo(json.dumps(obj, indent=2))
+
+
+def emit_digest(digest: object, result: Any, as_json: bool, digestfile: str | None = None) -> None:
+    """Print what a command wrote: its digest (or, with ``--json``, ``result.to_json()``); ``--digestfile`` too."""
+    if digestfile is not None:
+        write_atomic(Path(digestfile).absolute(), str(digest).encode())
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo(str(digest))
+
+
+def parse_key_value(text: str, option: str) -> tuple[str, str]:
+    """Parse ``KEY=VALUE`` (the value may be empty and hold ``=``): ``--env``, ``--label``, ``--annotation``.
+
+    Raises:
+        FormatError: no ``=``, an empty key, or text that is not valid Unicode (bytes the terminal
+            could not decode); ``option`` opens the message.
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise FormatError(f"{option} {text!r}: expected KEY=VALUE")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise FormatError(f"{option} {text!r}: not valid UTF-8") from None
+    return key, value
 
 
 def parse_size(text: str) -> int:

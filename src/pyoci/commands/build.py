@@ -82,18 +82,6 @@ _PROTOCOLS = ("tcp", "udp", "sctp")
 _PLACEHOLDERS = ("{os}", "{arch}", "{variant}")
 
 
-def parse_key_value(text: str, option: str) -> tuple[str, str]:
-    """Parse ``KEY=VALUE`` (the value may be empty and hold ``=``).
-
-    Raises:
-        FormatError: no ``=`` or an empty key (``option`` opens the message, e.g. ``--env``).
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise FormatError(f"{option} {text!r}: expected KEY=VALUE")
-    return key, value
-
-
 def parse_command(text: str, option: str) -> tuple[str, ...]:
     """Parse an ``--entrypoint``/``--cmd`` value: a JSON array of strings, or a plain string as one argument.
 

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyoci.archive.plan import ConvertedImage, import_archive
-from pyoci.errors import FormatError, LayoutError
+from pyoci.errors import FormatError
 from pyoci.layout.ociarchive import write_tree_tar
 from pyoci.layout.store import ImageLayout, writing
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
 from pyoci.sources import staging_directory
+from pyoci.targets.archive_files import output_file
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import LayoutSource, layout_target
 from pyoci.transcode import LayerOptions
@@ -153,14 +154,7 @@ def _convert_to_oci_archive(
     options: LayerOptions,
     progress: Progress | None,
 ) -> ConvertResult:
-    # follow a symlink to the file it names; replace only a regular file (never a device or FIFO)
-    target = Path(os.path.realpath(dest.path))
-    if target.exists() and not target.is_file():
-        raise LayoutError(f"{dest.path}: exists and is not a regular file")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LayoutError(f"{dest.path}: cannot create its directory: {exc.strerror}") from exc
+    target = output_file(dest.path)  # a symlink followed; only a regular file is replaced
     with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-", dir=target.parent) as tmp:
         staging = os.path.join(tmp, "layout")
         result = convert(

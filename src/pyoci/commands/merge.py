@@ -95,18 +95,6 @@ def parse_platform_override(text: str, count: int) -> tuple[int, Platform]:
     return int(number) - 1, Platform.parse(platform_text)
 
 
-def parse_annotation(text: str) -> tuple[str, str]:
-    """Parse ``KEY=VALUE`` (image-spec ``annotations.md``: keys are non-empty strings).
-
-    Raises:
-        FormatError: no ``=`` or an empty key.
-    """
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise FormatError(f"annotation {text!r}: expected KEY=VALUE")
-    return key, value
-
-
 @dataclass(frozen=True)
 class MergeResult:
     """What :func:`merge` wrote.
@@ -154,13 +142,8 @@ class _Entry:
 
 
 def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
-    config = item.config.platform
-    if (platform.os, platform.architecture) != (config.os, config.architecture):
-        raise FormatError(
-            f"{where}: --platform {platform} contradicts the image config's {config.os}/{config.architecture}"
-        )
-    known = item.platform
-    return Platform(platform.os, platform.architecture, platform.variant, known.os_version, known.os_features)
+    checked = item.config.platform.overridden_by(platform, where)
+    return dataclasses.replace(checked, os_version=item.platform.os_version, os_features=item.platform.os_features)
 
 
 def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:

@@ -23,7 +23,7 @@ from pyoci.progress import Progress
 from pyoci.reference import ImageName, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.sources import open_source
 from pyoci.targets.client import RegistryOptions
-from pyoci.targets.copy import copy_image
+from pyoci.targets.copy import CopyStats, copy_image
 from pyoci.targets.session import Destinations
 from pyoci.transcode import LayerOptions
 
@@ -32,27 +32,15 @@ log = logging.getLogger("pyoci.push")
 Destination = ImageName | StaticReference
 
 
-@dataclass(frozen=True)
-class PushedDestination:
-    """What one destination received.
+@dataclass
+class PushedDestination(CopyStats):
+    """What one destination received: the counts of :class:`~pyoci.targets.copy.CopyStats` and where.
 
     Attributes:
         reference: the full reference written, e.g. ``docker://host/repo:tag`` or ``static:DIR:REPO:TAG``.
-        uploaded: blobs sent.
-        mounted: blobs mounted (registry) or hard-linked (static tree) from another repository.
-        skipped: blobs already present.
-        bytes_uploaded: bytes of the blobs sent.
-        manifests: manifests and indexes written (children included; a new tag counts as one).
-        manifests_skipped: manifests and indexes the destination already held.
     """
 
-    reference: str
-    uploaded: int = 0
-    mounted: int = 0
-    skipped: int = 0
-    bytes_uploaded: int = 0
-    manifests: int = 0
-    manifests_skipped: int = 0
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,6 +160,6 @@ def push(
             )
             if repository not in pushed:
                 pushed.append(repository)
-            results.append(PushedDestination(_reference_text(dest, tag, root.digest), **stats.to_json()))
+            results.append(PushedDestination(**stats.to_json(), reference=_reference_text(dest, tag, root.digest)))
             log.info("%s: pushed %s", results[-1].reference, root.digest)
     return PushResult(root.digest, root.media_type, root.size, tuple(results))
