@@ -70,7 +70,7 @@ from pyoci.reference import (
 )
 from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.registry import RegistrySource
-from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree, read_small
+from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree
 
 BLOB = "blob"
 TEMP = "temp"
@@ -403,9 +403,8 @@ def _reach(repo: walk.DocumentReader, roots: Iterable[Descriptor]) -> set[Digest
 
 
 def _named_descriptor(file: ManifestFile) -> Descriptor:
-    """The descriptor a manifest file claims: its kind's media type, the digest of its name, its size."""
-    digest = Digest.parse(file.reference) if not file.is_tag else Digest.of_bytes(read_small(file.path))
-    return Descriptor(file.media_type, digest, file.path.stat().st_size)
+    """The descriptor a manifest file by digest claims: its kind's media type, the digest of its name, its size."""
+    return Descriptor(file.media_type, Digest.parse(file.reference), file.path.stat().st_size)
 
 
 def _referrers(repo: StaticRepository, files: Iterable[ManifestFile]) -> dict[Digest, tuple[Descriptor, Digest]]:
@@ -432,7 +431,7 @@ def _plan_repository(repo: StaticRepository, keep: Sequence[str], keep_last: int
     by_digest = {ref: f for ref, f in served.items() if not f.is_tag}
     referrer_tags = {tag for tag in tags if _REFERRERS_TAG.fullmatch(tag)}
     ranked = [tag for tag in tags if tag not in referrer_tags]
-    descriptors = {tag: _named_descriptor(tags[tag]) for tag in tags}
+    descriptors = {tag: repo.resolve(tag) for tag in tags}
     if not keep and keep_last is None:
         kept = set(tags)
     else:

@@ -342,7 +342,7 @@ class StaticTree:
             yield
 
     def target(self, repository: str) -> StaticTarget:
-        """The push target for ``repository``.
+        """The target (push, copy, merge, build) for ``repository``.
 
         Raises:
             RegistryError: a repository path with a component the tree's own folders use.
