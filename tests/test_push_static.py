@@ -14,14 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import need_shared, need_tool, run_pyoci
-from support.images import multi_layout, single_layout
+from support.images import platform_layouts
 from support.layouts import read_json
 from support.nginx import Nginx, nginx_binary, start_nginx
-from support.paths import FIXTURES, SCHEMAS
+from support.paths import SCHEMAS
 from support.pull import assert_pulled_exactly, skopeo_pull
 
 from pyoci import mediatype, push, verify
-from pyoci.commands.merge import merge
 from pyoci.targets.static import KIND_ORDER, StaticTree, nginx_config, nginx_locations
 
 SINGLE_REF = "single"
@@ -62,12 +61,7 @@ def kind(media_type: str) -> str:
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("layouts")
-    found = {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
-    for name, arches in (("pair", ("amd64", "arm64")), ("triple", ("amd64", "arm64", "armv7"))):
-        merge([str(FIXTURES / f"hello-{arch}.tar") for arch in arches], f"oci:{base / name}:{name}")
-        found[name] = base / name
-    return found
+    return platform_layouts(tmp_path_factory.mktemp("layouts"))
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,12 @@ from typing import Any
 
 import pytest
 from conftest import need_tool, run_pyoci
-from support.images import multi_layout, single_layout
+from support.images import platform_layouts
 from support.nginx import free_port
-from support.paths import FIXTURES
 from support.pull import assert_pulled_exactly, skopeo_pull
 from support.s3 import CREDENTIALS, Website, moto_binary, start_moto
 
 from pyoci import gc, mediatype, push
-from pyoci.commands.merge import merge
 from pyoci.commands.sync import sync
 from pyoci.errors import DigestMismatchError, FormatError, LayoutError
 from pyoci.targets.publish import snapshot
@@ -64,12 +62,7 @@ def bucket(moto: str, request: pytest.FixtureRequest) -> Iterator[tuple[Any, str
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    base = tmp_path_factory.mktemp("layouts")
-    found = {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
-    for name, arches in (("pair", ("amd64", "arm64")), ("triple", ("amd64", "arm64", "armv7"))):
-        merge([str(FIXTURES / f"hello-{arch}.tar") for arch in arches], f"oci:{base / name}:{name}")
-        found[name] = base / name
-    return found
+    return platform_layouts(tmp_path_factory.mktemp("layouts"))
 
 
 def remote(s3: Any, bucket: str, prefix: str = "") -> dict[str, int]:

@@ -42,11 +42,12 @@ registry allows: a note says so). Blobs are left to the registry's own garbage c
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,23 +302,9 @@ def gc(
                     continue  # not a blob name: not ours to remove
                 if digest not in live:
                     garbage.append((path, Garbage(path.relative_to(store.root).as_posix(), _size(path), BLOB)))
-        for path in store.temp_files():
-            pid = temp_pid(path.name)
-            if pid is not None and not process_alive(pid):
-                garbage.append((path, Garbage(path.name, _size(path), TEMP)))
+        garbage += [(path, Garbage(path.name, _size(path), TEMP)) for path in _dead_writers(store.temp_files())]
         if not dry_run:
-            for path, _ in garbage:
-                try:
-                    if path.is_dir() and not path.is_symlink():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise LayoutError(f"{path}: cannot remove: {exc.strerror}") from exc
-            for directory in {path.parent for path, _ in garbage}:
-                fsync_dir(directory)
+            _remove(path for path, _ in garbage)
         return GcResult(store.root, tuple(item for _, item in garbage), len(live), dry_run)
 
 
@@ -424,32 +411,63 @@ def _referrers(repo: StaticRepository, files: Iterable[ManifestFile]) -> dict[Di
     return found
 
 
+@contextlib.contextmanager
+def _nothing_removed() -> Iterator[None]:
+    """Re-raise a failure to read what is kept, adding "; nothing removed" (a FormatError becomes a LayoutError)."""
+    try:
+        yield
+    except FormatError as exc:
+        raise LayoutError(f"{exc}; nothing removed") from exc
+    except PyociError as exc:
+        raise type(exc)(f"{exc}; nothing removed") from exc
+
+
+def _retain(
+    reader: walk.DocumentReader,
+    repository: str,
+    descriptors: dict[str, Descriptor],
+    keep: Sequence[str],
+    keep_last: int | None,
+    referrers: dict[Digest, tuple[Descriptor, Digest]],
+) -> tuple[set[str], set[Digest]]:
+    """``(kept tags, digests they reach)`` under the retention rules (see the module docstring).
+
+    Args:
+        reader: the repository's documents.
+        repository: its name, for ``REPO:TAG`` patterns.
+        descriptors: ``{tag: descriptor}`` of every tag.
+        keep: glob patterns.
+        keep_last: how many of the newest tags to keep, or None.
+        referrers: ``{digest: (descriptor, subject digest)}`` of untagged manifests with a ``subject``.
+
+    Raises:
+        PyociError: a tag's or kept image's documents cannot be read whole.
+    """
+    referrer_tags = {tag for tag in descriptors if _referrer_subject(tag) is not None}
+    if not keep and keep_last is None:
+        kept = set(descriptors)
+    else:
+        ranked = [tag for tag in descriptors if tag not in referrer_tags]
+        dates = {tag: _image_created(reader, descriptors[tag]) if keep_last is not None else None for tag in ranked}
+        kept = keep_tags(repository, dates, keep, keep_last)
+        kept |= {tag for tag in referrer_tags if matches(repository, tag, keep)}
+    reach = _reach(reader, [descriptors[tag] for tag in sorted(kept)])
+    while True:
+        more = [d for digest, (d, subject) in referrers.items() if subject in reach and digest not in reach]
+        tags = [tag for tag in sorted(referrer_tags - kept) if _referrer_subject(tag) in reach]
+        if not more and not tags:
+            return kept, reach
+        kept.update(tags)
+        reach |= _reach(reader, [*more, *(descriptors[tag] for tag in tags)])
+
+
 def _plan_repository(repo: StaticRepository, keep: Sequence[str], keep_last: int | None) -> _RepoPlan:
     """Decide what one repository keeps (module docstring): tags, then the closure over walks and referrers."""
     served, shadowed = repo.scan()
     tags = {ref: f for ref, f in sorted(served.items()) if f.is_tag}
     by_digest = {ref: f for ref, f in served.items() if not f.is_tag}
-    referrer_tags = {tag for tag in tags if _REFERRERS_TAG.fullmatch(tag)}
-    ranked = [tag for tag in tags if tag not in referrer_tags]
     descriptors = {tag: repo.resolve(tag) for tag in tags}
-    if not keep and keep_last is None:
-        kept = set(tags)
-    else:
-        created = {tag: _image_created(repo, descriptors[tag]) if keep_last is not None else None for tag in ranked}
-        kept = keep_tags(repo.repository, created, keep, keep_last)
-        kept |= {tag for tag in referrer_tags if matches(repo.repository, tag, keep)}
-    subjects = _referrers(repo, by_digest.values())
-    reach = _reach(repo, [descriptors[tag] for tag in sorted(kept)])
-    while True:
-        more = [d for digest, (d, subject) in subjects.items() if subject in reach and digest not in reach]
-        for tag in sorted(referrer_tags - kept):
-            match = _REFERRERS_TAG.fullmatch(tag)
-            if match is not None and Digest(match.group(1), match.group(2)) in reach:
-                kept.add(tag)
-                more.append(descriptors[tag])
-        if not more:
-            break
-        reach |= _reach(repo, more)
+    kept, reach = _retain(repo, repo.repository, descriptors, keep, keep_last, _referrers(repo, by_digest.values()))
 
     def kind_of(file: ManifestFile) -> str:
         return TAG if file.is_tag else INDEX if file.media_type in mediatype.INDEX_TYPES else MANIFEST
@@ -480,14 +498,8 @@ def _gc_static(ref: StaticReference, keep: tuple[str, ...], keep_last: int | Non
     with tree.gc_lock():
         if not dry_run:
             tree.upgrade()
-        plans: list[_RepoPlan] = []
-        try:
-            for name in tree.repositories():
-                plans.append(_plan_repository(tree.repository(name), keep, keep_last))
-        except FormatError as exc:
-            raise LayoutError(f"{exc}; nothing removed") from exc
-        except PyociError as exc:
-            raise type(exc)(f"{exc}; nothing removed") from exc
+        with _nothing_removed():
+            plans = [_plan_repository(tree.repository(name), keep, keep_last) for name in tree.repositories()]
         order = {TAG: 0, INDEX: 1, MANIFEST: 2, BLOB: 3}
         garbage: list[tuple[Path, str]] = sorted(
             ((path, kind) for plan in plans for path, kind in plan.removals), key=lambda pk: order[pk[1]]
@@ -497,16 +509,13 @@ def _gc_static(ref: StaticReference, keep: tuple[str, ...], keep_last: int | Non
                 listing = plan.repo.directory / "tags" / "list"
                 if listing.is_file():
                     garbage.append((listing, LISTING))
-        for path in tree.temp_files():
-            pid = temp_pid(path.name)
-            if pid is not None and not process_alive(pid):
-                garbage.append((path, TEMP))
+        garbage += [(path, TEMP) for path in _dead_writers(tree.temp_files())]
         garbage = [(path, kind) for path, kind in garbage if not _through_symlink(tree, path)]
         items = [Garbage(path.relative_to(tree.root).as_posix(), _size(path), kind) for path, kind in garbage]
         still_linked = _still_linked([path for path, kind in garbage if kind == BLOB])
         if not dry_run:
             tree.write_listings({plan.repo.repository: plan.kept_tags for plan in plans if not plan.emptied})
-            _remove(garbage)
+            _remove(path for path, _ in garbage)
             for plan in plans:
                 if plan.emptied:
                     _remove_repository(tree, plan.repo)
@@ -537,13 +546,20 @@ def _still_linked(paths: list[Path]) -> int:
     )
 
 
-def _remove(garbage: list[tuple[Path, str]]) -> None:
+def _dead_writers(paths: Iterable[Path]) -> list[Path]:
+    """The temporary files and directories (``.pyoci-tmp-<pid>-...``) whose process is gone."""
+    return [path for path in paths if (pid := temp_pid(path.name)) is not None and not process_alive(pid)]
+
+
+def _remove(paths: Iterable[Path]) -> None:
     """Remove files (and temporary directories) in order; fsync each directory touched.
 
     Raises:
         LayoutError: a file cannot be removed.
     """
-    for path, _ in garbage:
+    done = []
+    for path in paths:
+        done.append(path)
         try:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -553,7 +569,7 @@ def _remove(garbage: list[tuple[Path, str]]) -> None:
             pass
         except OSError as exc:
             raise LayoutError(f"{path}: cannot remove: {exc.strerror}") from exc
-    for directory in sorted({path.parent for path, _ in garbage}):
+    for directory in sorted({path.parent for path in done}):
         if directory.is_dir():
             fsync_dir(directory)
 
@@ -590,28 +606,8 @@ def _gc_registry(
         source = RegistrySource(client, ref)
         tags = sorted(source.tags())
         descriptors = {tag: source.fetch_manifest(tag)[0] for tag in tags}
-        referrer_tags = {tag for tag in tags if _referrer_subject(tag) is not None}
-        ranked = [tag for tag in tags if tag not in referrer_tags]
-        if not keep and keep_last is None:
-            kept = set(tags)
-        else:
-            created = {
-                tag: _image_created(source, descriptors[tag]) if keep_last is not None else None for tag in ranked
-            }
-            kept = keep_tags(ref.repository, created, keep, keep_last)
-            kept |= {tag for tag in referrer_tags if matches(ref.repository, tag, keep)}
-        try:
-            reach = _reach(source, [descriptors[tag] for tag in sorted(kept)])
-            while True:
-                more = [t for t in sorted(referrer_tags - kept) if _referrer_subject(t) in reach]
-                if not more:
-                    break
-                kept.update(more)
-                reach |= _reach(source, [descriptors[t] for t in more])
-        except FormatError as exc:
-            raise LayoutError(f"{exc}; nothing removed") from exc
-        except PyociError as exc:
-            raise type(exc)(f"{exc}; nothing removed") from exc
+        with _nothing_removed():
+            kept, reach = _retain(source, ref.repository, descriptors, keep, keep_last, {})
         removed_tags = [tag for tag in tags if tag not in kept]
         deletions: list[tuple[Descriptor, str]] = []  # parents first: each removed root, then what only it reaches
         seen: set[Digest] = set()
