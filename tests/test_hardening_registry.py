@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.bounded import MAX_RSS_MIB, run_bounded
 from support.hostile import Answer, Hostile, Request
 
 from pyoci import RegistryOptions, inspect, push
@@ -113,16 +114,6 @@ def registry_answering(manifest: Answer) -> Hostile:
     return Hostile(handle)
 
 
-def peak_rss_mib(args: list[str]) -> tuple[int, bytes, float]:
-    """Run ``pyoci ARGS`` in a child; return its exit status, stderr and peak RSS in MiB."""
-    proc = subprocess.Popen([sys.executable, "-m", "pyoci", *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, usage.ru_maxrss / 1024
-
-
 def gzip_of_spaces(size: int) -> bytes:
     """gzip of ``{`` and ``size`` spaces, made in pieces (a child inherits its parent's peak RSS)."""
     packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
@@ -135,23 +126,24 @@ def test_a_compression_bomb_is_refused_in_bounded_memory() -> None:
     headers = {"Content-Type": OCI_MANIFEST, "Content-Encoding": "gzip"}
     server = registry_answering(Answer(200, headers, bomb))
     try:
-        status, err, peak = peak_rss_mib(["inspect", "--retry-times", "0", f"docker://{server.host}/x:1"])
+        outcome = run_bounded("inspect", "--retry-times", "0", f"docker://{server.host}/x:1")
     finally:
         server.stop()
-    assert status == 1 and err.decode().endswith(f"answer larger than {MAX_MANIFEST_SIZE} bytes\n"), err
-    assert peak < 100, peak
+    assert outcome.returncode == 1, outcome
+    assert outcome.stderr.endswith(f"answer larger than {MAX_MANIFEST_SIZE} bytes\n"), outcome.stderr
+    assert outcome.peak_rss_mib < MAX_RSS_MIB, outcome.peak_rss_mib
 
 
 def test_a_huge_error_body_is_read_only_in_part() -> None:
     body = gzip_of_spaces(400 << 20)
     server = registry_answering(Answer(404, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, body))
     try:
-        status, err, peak = peak_rss_mib(["inspect", "--retry-times", "0", f"docker://{server.host}/x:1"])
+        outcome = run_bounded("inspect", "--retry-times", "0", f"docker://{server.host}/x:1")
     finally:
         server.stop()
-    text = err.decode()
-    assert status == 1 and text.count("\n") == 1 and "HTTP 404" in text, text
-    assert peak < 100, peak
+    text = outcome.stderr
+    assert outcome.returncode == 1 and text.count("\n") == 1 and "HTTP 404" in text, text
+    assert outcome.peak_rss_mib < MAX_RSS_MIB, outcome.peak_rss_mib
 
 
 def test_deeply_nested_json_from_a_registry_is_a_clean_error() -> None:

@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol, cast
 
 import deflate
 import zstandard
-from isal import igzip
+from isal import igzip, igzip_lib
 
 from pyoci.mediatype import Compression, check_level
 from pyoci.streams import PrefixedReader, Readable, Sink, read_exactly_head
@@ -171,8 +171,8 @@ def open_reader(compression: Compression, source: Readable) -> Readable:
     """Return a file object that reads the decompressed bytes of ``source``.
 
     gzip streams of several members (as pigz and pyoci write) and zstd streams of several frames
-    are read whole. Errors in the compressed data surface as exceptions from ``read`` (OSError,
-    EOFError, ``zstandard.ZstdError``); callers turn them into :class:`~pyoci.errors.ArchiveError`.
+    are read whole. Errors in the compressed data surface as exceptions from ``read`` (those of
+    :data:`DECODE_ERRORS`); callers turn them into :class:`~pyoci.errors.ArchiveError`.
     """
     if compression is Compression.GZIP:
         # igzip's plain reader, not its threaded one: a reader thread left blocked by a caller that
@@ -186,5 +186,14 @@ def open_reader(compression: Compression, source: Readable) -> Readable:
     return source
 
 
-DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zstandard.ZstdError)
-"""Exceptions the readers of :func:`open_reader` raise on corrupt or truncated compressed data."""
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    OverflowError,
+    cast(type[Exception], igzip_lib.IsalError),  # its stub declares an instance, not a class
+    zstandard.ZstdError,
+)
+"""Exceptions the readers of :func:`open_reader` raise on corrupt or truncated compressed data: ISA-L's
+``IsalError`` for an invalid deflate block, ``OSError`` for a bad gzip header or CRC, ``OverflowError``
+for a gzip header longer than ISA-L's 512 KiB buffer, ``EOFError`` for a truncated stream, ``ZstdError``
+for zstd."""

@@ -70,7 +70,7 @@ class Descriptor:
         """Parse a descriptor object read from ``where`` (a file name, used in error messages).
 
         Raises:
-            FormatError: a required field is missing or of the wrong type.
+            FormatError: a field is missing or of the wrong type (descriptor-schema types).
         """
         if not isinstance(obj, Mapping):
             raise FormatError(f"{where}: descriptor is not a JSON object")
@@ -85,6 +85,11 @@ class Descriptor:
         raw_platform = obj.get("platform")
         if raw_platform is not None and not isinstance(raw_platform, Mapping):
             raise FormatError(f"{where}: descriptor {digest}: 'platform' is not an object")
+        urls, artifact_type = obj.get("urls") or [], obj.get("artifactType") or ""
+        if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
+            raise FormatError(f"{where}: descriptor {digest}: 'urls' must be an array of strings")
+        if not isinstance(artifact_type, str):
+            raise FormatError(f"{where}: descriptor {digest}: 'artifactType' must be a string")
         try:
             parsed_digest = Digest.parse(digest)
             platform = Platform.from_config(raw_platform) if raw_platform is not None else None
@@ -96,6 +101,6 @@ class Descriptor:
             size=size,
             annotations=dict(annotations),
             platform=platform,
-            urls=tuple(obj.get("urls") or ()),
-            artifact_type=str(obj.get("artifactType") or ""),
+            urls=tuple(urls),
+            artifact_type=artifact_type,
         )

@@ -7,8 +7,10 @@ read keep their exact bytes beside the parsed form: digests and sizes always com
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pyoci import mediatype
@@ -23,6 +25,112 @@ MAX_INDEX_DEPTH = 8
 
 
 @dataclass(frozen=True)
+class _Kind:
+    """A type the OCI config schema (``config-schema.json``) gives a field."""
+
+    description: str
+    check: Callable[[Any], bool]
+    nullable: bool = False
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _is_date_time(value: Any) -> bool:
+    """True for an RFC 3339 date-time that exists, as Go's ``time.Time`` reads it (``T``, a zone, no leap second)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _map_of(kind: type) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and all(isinstance(item, kind) for item in value.values())
+
+
+_STRING = _Kind("a string", lambda value: isinstance(value, str))
+_BOOLEAN = _Kind("a boolean", lambda value: isinstance(value, bool))
+_OBJECT = _Kind("an object", lambda value: isinstance(value, dict))
+_ARRAY = _Kind("an array", lambda value: isinstance(value, list))
+_STRINGS = _Kind("an array of strings", _strings)
+_DATE_TIME = _Kind("an RFC 3339 date-time", _is_date_time)
+_OBJECTS_BY_NAME = _Kind("an object of objects", _map_of(dict))
+
+_CONFIG_FIELDS = {
+    "created": _DATE_TIME,
+    "author": _STRING,
+    "architecture": _STRING,
+    "os": _STRING,
+    "variant": _STRING,
+    "os.version": _STRING,
+    "os.features": _STRINGS,
+    "config": _OBJECT,
+    "rootfs": _OBJECT,
+    "history": _ARRAY,
+}
+_RUN_FIELDS = {
+    "User": _STRING,
+    "ExposedPorts": _OBJECTS_BY_NAME,
+    "Env": _STRINGS,
+    "Entrypoint": _Kind(_STRINGS.description, _strings, nullable=True),
+    "Cmd": _Kind(_STRINGS.description, _strings, nullable=True),
+    "Volumes": _Kind(_OBJECTS_BY_NAME.description, _map_of(dict), nullable=True),
+    "WorkingDir": _STRING,
+    "Labels": _Kind("an object of strings", _map_of(str), nullable=True),
+    "StopSignal": _STRING,
+    "ArgsEscaped": _BOOLEAN,
+}
+_ROOTFS_FIELDS = {"diff_ids": _STRINGS, "type": _STRING}
+_HISTORY_FIELDS = {
+    "created": _DATE_TIME,
+    "author": _STRING,
+    "created_by": _STRING,
+    "comment": _STRING,
+    "empty_layer": _BOOLEAN,
+}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _check_fields(
+    obj: Mapping[str, Any], fields: Mapping[str, _Kind], path: str, where: str, warnings: list[str]
+) -> None:
+    """Refuse a field of ``obj`` whose value has the wrong type; note a null the schema does not allow.
+
+    Go reads a null as an absent field (Docker writes ``"Env": null``), so such a config is kept,
+    with a warning appended to ``warnings``.
+
+    Raises:
+        FormatError: a field of the wrong type (the message names it and ``where``).
+    """
+    for key, kind in fields.items():
+        value = obj.get(key)
+        if value is None:
+            if key in obj and not kind.nullable:
+                warnings.append(f"{where}: image config '{path}{key}' is null, which the OCI schema does not allow")
+        elif not kind.check(value):
+            found = _json_type(value)
+            raise FormatError(f"{where}: image config '{path}{key}' must be {kind.description}, not {found}")
+
+
+@dataclass(frozen=True)
 class ImageConfig:
     """The fields of an image config (image-spec ``config.md``) pyoci reads, with the exact bytes.
 
@@ -33,6 +141,8 @@ class ImageConfig:
         created: the ``created`` timestamp text, or empty.
         entrypoint: ``config.Entrypoint``, or empty.
         cmd: ``config.Cmd``, or empty.
+        warnings: departures from the OCI config schema that Go tools accept and that are kept
+            (a null field, a missing ``rootfs.diff_ids``), one message each.
     """
 
     raw: bytes
@@ -41,6 +151,7 @@ class ImageConfig:
     created: str = ""
     entrypoint: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def digest(self) -> Digest:
@@ -49,15 +160,31 @@ class ImageConfig:
 
     @classmethod
     def parse(cls, raw: bytes, where: str) -> ImageConfig:
-        """Parse config bytes read from ``where``.
+        """Parse config bytes read from ``where``, checking the types ``config-schema.json`` gives.
+
+        A config that Go's ``encoding/json`` (skopeo, containerd, Docker) could not read, or whose
+        fields have types other than the schema's, is refused: the bytes are kept verbatim (their
+        digest is the image ID), so they must be right as they are. A null where the schema wants a
+        value, and a missing ``rootfs.diff_ids`` (Docker leaves it out for an image without layers),
+        are read as absent and listed in :attr:`warnings`.
 
         Raises:
-            FormatError: invalid JSON, a missing ``os``/``architecture``, or a ``rootfs``
-                that is not ``{"type": "layers", "diff_ids": [...]}`` of valid digests.
+            FormatError: not a UTF-8 JSON object (see :func:`pyoci.jsonio.load_json`); a missing
+                ``os``/``architecture``; a ``rootfs`` that is not ``{"type": "layers", "diff_ids":
+                [...]}`` of valid digests; a field of the wrong type; a ``created`` that is not an RFC
+                3339 date-time.
         """
         obj = load_json(raw, where)
         if not isinstance(obj, Mapping):
             raise FormatError(f"{where}: image config is not a JSON object")
+        warnings: list[str] = []
+        _check_fields(obj, _CONFIG_FIELDS, "", where, warnings)
+        inner = obj.get("config") or {}
+        _check_fields(inner, _RUN_FIELDS, "config.", where, warnings)
+        for position, entry in enumerate(obj.get("history") or ()):
+            if not isinstance(entry, Mapping):
+                raise FormatError(f"{where}: image config 'history[{position}]' must be an object")
+            _check_fields(entry, _HISTORY_FIELDS, f"history[{position}].", where, warnings)
         try:
             platform = Platform.from_config(obj)
         except FormatError as exc:
@@ -65,22 +192,21 @@ class ImageConfig:
         rootfs = obj.get("rootfs")
         if not isinstance(rootfs, Mapping) or rootfs.get("type") != "layers":
             raise FormatError(f"{where}: image config 'rootfs.type' is not 'layers'")
-        raw_ids = rootfs.get("diff_ids") or []
-        if not isinstance(raw_ids, list) or not all(isinstance(d, str) for d in raw_ids):
-            raise FormatError(f"{where}: image config 'rootfs.diff_ids' is not a list of digests")
+        _check_fields(rootfs, _ROOTFS_FIELDS, "rootfs.", where, warnings)
+        if "diff_ids" not in rootfs:
+            warnings.append(f"{where}: image config 'rootfs.diff_ids' is missing, which the OCI schema requires")
         try:
-            diff_ids = tuple(Digest.parse(d) for d in raw_ids)
+            diff_ids = tuple(Digest.parse(d) for d in rootfs.get("diff_ids") or ())
         except FormatError as exc:
             raise FormatError(f"{where}: rootfs.diff_ids: {exc}") from exc
-        inner = obj.get("config") or {}
-        inner = inner if isinstance(inner, Mapping) else {}
         return cls(
             raw=raw,
             platform=platform,
             diff_ids=diff_ids,
-            created=str(obj.get("created") or ""),
-            entrypoint=tuple(str(x) for x in inner.get("Entrypoint") or ()),
-            cmd=tuple(str(x) for x in inner.get("Cmd") or ()),
+            created=obj.get("created") or "",
+            entrypoint=tuple(inner.get("Entrypoint") or ()),
+            cmd=tuple(inner.get("Cmd") or ()),
+            warnings=tuple(warnings),
         )
 
 

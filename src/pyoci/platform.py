@@ -67,21 +67,22 @@ class Platform:
     def from_config(cls, config: Mapping[str, Any]) -> Platform:
         """Read the platform fields of an image config (image-spec ``config.md``), normalised.
 
+        A null ``variant``, ``os.version`` or ``os.features`` is read as absent, as Go reads it.
+
         Raises:
-            FormatError: ``os`` or ``architecture`` is missing or not a string.
+            FormatError: ``os`` or ``architecture`` is missing or not a string; ``variant`` or
+                ``os.version`` is not a string; ``os.features`` is not an array of strings.
         """
         os_name = config.get("os")
         arch = config.get("architecture")
         if not isinstance(os_name, str) or not isinstance(arch, str) or not os_name or not arch:
             raise FormatError("image config: 'os' and 'architecture' must be non-empty strings")
-        features = config.get("os.features") or ()
-        return cls(
-            os=os_name,
-            architecture=arch,
-            variant=str(config.get("variant") or ""),
-            os_version=str(config.get("os.version") or ""),
-            os_features=tuple(str(f) for f in features),
-        ).normalized()
+        variant, os_version, features = config.get("variant"), config.get("os.version"), config.get("os.features")
+        if not isinstance(variant, str | None) or not isinstance(os_version, str | None):
+            raise FormatError("platform: 'variant' and 'os.version' must be strings")
+        if not isinstance(features, list | None) or not all(isinstance(f, str) for f in features or ()):
+            raise FormatError("platform: 'os.features' must be an array of strings")
+        return cls(os_name, arch, variant or "", os_version or "", tuple(features or ())).normalized()
 
     def normalized(self) -> Platform:
         """Return this platform with containerd's aliases resolved and names in lower case."""

@@ -4,6 +4,11 @@ Formats (POSIX.1-2001 ``pax``, POSIX.1-1988 ``ustar``, GNU): ``ustar`` name pref
 and long link names (``L``/``K``), pax extended headers (``x``, with ``path``, ``linkpath``, ``size``;
 global ``g`` headers are read and skipped), and base-256 numeric fields for members over 8 GiB.
 
+Bounds, so that a hostile stream costs little memory and time: :data:`MAX_MEMBERS` members,
+:data:`MAX_EXTENDED` bytes of extended headers per member, and per archive :data:`MAX_EXTENDED_TOTAL`
+bytes of extended-header data in at most :data:`MAX_MEMBERS` extended headers; beyond them the reader
+raises :class:`~pyoci.errors.ArchiveError` ("too many members", "too large").
+
 Why not ``tarfile``: in stream mode (``r|``) it copies every byte several times through its own
 buffer (about 0.5 s per GiB here), on the thread that also hashes the layer; this reader hands the
 caller the source's own buffers for large reads.
@@ -11,6 +16,7 @@ caller the source's own buffers for large reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,13 +24,22 @@ from pyoci.errors import ArchiveError
 from pyoci.streams import Readable, ReaderBase
 
 BLOCK = 512
-_MAX_META = 1 << 20
-"""Largest long name or pax header accepted, in bytes."""
+MAX_EXTENDED = 1 << 20
+"""Bytes of extended headers (pax, GNU long names) one member may carry, their 512-byte blocks included."""
+MAX_EXTENDED_TOTAL = 16 << 20
+"""Bytes of extended-header data one archive may carry (at most about 2.5 s of pax parsing)."""
+MAX_MEMBERS = 100_000
+"""Members one archive may hold; it may hold as many extended headers besides."""
+_PAX_SIZE = re.compile(r"[0-9]{1,20}")
+_HIGH_BYTES = bytes(range(128, 256))
+_PAX_KEYS = frozenset({b"path", b"linkpath", b"size"})
 
 REGULAR = frozenset({b"0", b"\0", b"7"})
 HARDLINK = b"1"
 SYMLINK = b"2"
 DIRECTORY = b"5"
+_EXTENDED = frozenset({b"L", b"K", b"x", b"g"})
+"""GNU long name and long link name, pax extended and pax global headers: metadata, not members."""
 _NO_DATA = frozenset({HARDLINK, SYMLINK, b"3", b"4", DIRECTORY, b"6"})
 """Types whose size field does not announce data (as GNU tar and ``tarfile`` read them)."""
 
@@ -75,30 +90,39 @@ def _number(field: bytes, where: str) -> int:
 
 
 def header_checksum_ok(block: bytes, where: str = "") -> bool:
-    """True when ``block`` (512 bytes) is a tar header whose checksum holds (signed or unsigned sum)."""
+    """True when ``block`` (512 bytes) is a tar header whose checksum holds (signed or unsigned sum).
+
+    POSIX sums the bytes as unsigned; some old tars summed them as signed chars, where each byte
+    above 127 counts 256 less.
+    """
     try:
         stored = _number(block[148:156], where)
     except ArchiveError:
         return False
-    unsigned = sum(block[:148]) + 256 + sum(block[156:])  # the field itself counts as 8 spaces
-    signed = unsigned - sum(2 * b for b in block[:148] + block[156:] if b > 127)
-    return stored in (unsigned, signed)
+    rest = block[:148] + block[156:]
+    unsigned = sum(rest) + 256  # the checksum field itself counts as 8 spaces
+    high = len(rest) - len(rest.translate(None, _HIGH_BYTES))
+    return stored in (unsigned, unsigned - 256 * high)
 
 
 def _pax_records(data: bytes, where: str) -> dict[str, str]:
+    r"""Return the ``path``, ``linkpath`` and ``size`` of pax records ``"%d %s=%s\n"`` (the length counts the record).
+
+    Raises:
+        ArchiveError: a record whose length does not frame a ``key=value`` line within ``data``.
+    """
     records: dict[str, str] = {}
     pos = 0
     while pos < len(data) and data[pos : pos + 1] not in (b"\0", b""):
-        space = data.find(b" ", pos)
-        try:
-            length = int(data[pos:space])
-        except ValueError:
-            raise ArchiveError(f"{where}: malformed pax header record") from None
+        space = data.find(b" ", pos, pos + 21)
+        digits = data[pos:space] if space > pos else b""
+        length = int(digits) if digits.isdigit() else 0
         record = data[space + 1 : pos + length]
-        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
-            raise ArchiveError(f"{where}: malformed pax header record")
+        if length <= 0 or pos + length > len(data) or not record.endswith(b"\n") or b"=" not in record:
+            raise ArchiveError(f"{where}: malformed pax header record at offset {pos}")
         key, _, value = record[:-1].partition(b"=")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        if key in _PAX_KEYS:
+            records[key.decode()] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records
 
@@ -123,6 +147,14 @@ class TarReader:
         self._remaining = 0
         self._padding = 0
         self._offset = 0
+        self._members = 0
+        self._extended_headers = 0
+        self._extended_total = 0
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the stream consumed so far (after the end-of-archive marker: where it ends)."""
+        return self._offset
 
     def _read(self, n: int) -> bytes:
         data = self._source.read(n)
@@ -186,9 +218,28 @@ class TarReader:
             return first + self._read_exactly(n - len(first))
         return first
 
-    def _meta(self, size: int) -> bytes:
-        if size > _MAX_META:
-            raise ArchiveError(f"{self._where}: tar extended header of {size} bytes is too large")
+    def _extended(self, size: int, member_total: int, where: str) -> bytes:
+        """Read one extended header's data (``size`` bytes), charged to the member's and the archive's bounds.
+
+        Args:
+            size: the header's data bytes.
+            member_total: extended-header bytes of the current member so far, this header included.
+            where: the header's position for messages.
+
+        Raises:
+            ArchiveError: more than :data:`MAX_EXTENDED` bytes for one member, more than
+                :data:`MAX_EXTENDED_TOTAL` in the archive, or more than :data:`MAX_MEMBERS` extended headers.
+        """
+        self._extended_headers += 1
+        self._extended_total += size
+        if member_total > MAX_EXTENDED:
+            raise ArchiveError(f"{where}: too large: more than {MAX_EXTENDED} bytes of extended headers for one member")
+        if self._extended_total > MAX_EXTENDED_TOTAL:
+            raise ArchiveError(
+                f"{self._where}: too large: more than {MAX_EXTENDED_TOTAL} bytes of extended headers (pax, long names)"
+            )
+        if self._extended_headers > MAX_MEMBERS:
+            raise ArchiveError(f"{self._where}: too many extended headers (more than {MAX_MEMBERS})")
         data = self._read_exactly(size)
         self._skip(-size % BLOCK)
         return data
@@ -197,22 +248,25 @@ class TarReader:
         long_name: str | None = None
         long_link: str | None = None
         pax: dict[str, str] = {}
+        extended = 0
         while (block := self._next_header()) is not None:
             where = f"{self._where}: tar header at byte {self._offset - BLOCK}"
             kind = block[156:157]
             size = _number(block[124:136], where)
             if size < 0:
                 raise ArchiveError(f"{where}: negative size")
-            if kind in (b"L", b"K"):
-                text = _text(self._meta(size))
-                long_name, long_link = (text, long_link) if kind == b"L" else (long_name, text)
+            if kind in _EXTENDED:
+                extended += BLOCK + size
+                data = self._extended(size, extended, where)
+                if kind == b"x":
+                    pax.update(_pax_records(data, where))
+                elif kind != b"g":
+                    text = _text(data)
+                    long_name, long_link = (text, long_link) if kind == b"L" else (long_name, text)
                 continue
-            if kind == b"x":
-                pax.update(_pax_records(self._meta(size), where))
-                continue
-            if kind == b"g":
-                self._meta(size)
-                continue
+            self._members += 1
+            if self._members > MAX_MEMBERS:
+                raise ArchiveError(f"{self._where}: too many members (more than {MAX_MEMBERS})")
             if kind == b"S":
                 raise ArchiveError(f"{where}: GNU sparse members are not supported")
             name = _text(block[0:100])
@@ -221,12 +275,12 @@ class TarReader:
             name = pax.get("path", long_name if long_name is not None else name)
             linkname = pax.get("linkpath", long_link if long_link is not None else _text(block[157:257]))
             if "size" in pax:
-                try:
-                    size = int(pax["size"])
-                except ValueError:
-                    raise ArchiveError(f"{where}: invalid pax size {pax['size']!r}") from None
+                if not _PAX_SIZE.fullmatch(pax["size"]):
+                    raise ArchiveError(f"{where}: invalid pax size {pax['size'][:40]!r}")
+                size = int(pax["size"])
             long_name = long_link = None
             pax = {}
+            extended = 0
             if kind in _NO_DATA:
                 size = 0
             self._remaining = size

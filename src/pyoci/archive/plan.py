@@ -28,7 +28,7 @@ from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
 from pyoci.layout.store import BlobWriter, ImageLayout
-from pyoci.manifest import ImageConfig, Manifest
+from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName
 from pyoci.transcode import LayerOptions
@@ -175,7 +175,7 @@ def check_unique_tags(tagged: list[tuple[ArchiveImage, list[dict[str, str]]]], w
 
 @dataclass(frozen=True)
 class ConvertedImage:
-    """One archive image written into a layout.
+    """One archive image written into a layout and tagged in its index.json.
 
     Attributes:
         manifest: the index.json entry of the image manifest (without annotations), with platform.
@@ -184,6 +184,7 @@ class ConvertedImage:
         diff_ids: the layers' diff_ids.
         tags: the ``org.opencontainers.image.ref.name`` values written for it.
         source: the manifest.json entry it came from.
+        warnings: what the config departs from the OCI schema in and was kept (see ``ImageConfig.warnings``).
     """
 
     manifest: Descriptor
@@ -192,6 +193,7 @@ class ConvertedImage:
     diff_ids: tuple[Digest, ...]
     tags: tuple[str, ...]
     source: ArchiveImage
+    warnings: tuple[str, ...] = ()
 
 
 def import_archive(
@@ -206,8 +208,7 @@ def import_archive(
     """Read the docker-archive of ``ref`` in one pass and write the images it selects into ``layout``.
 
     Layers stream through the layer pipeline into temporary blobs of ``layout``; only when every
-    selected image checks out (config, diff_ids, tags) are they committed, each config and manifest
-    written, and index.json updated (an existing tag is replaced, other entries kept).
+    selected image checks out (config, diff_ids, tags) are they committed by :func:`import_images`.
 
     Args:
         ref: the archive and its selector.
@@ -221,7 +222,8 @@ def import_archive(
         The images written, in manifest.json order.
 
     Raises:
-        ArchiveError: the archive is unreadable, ambiguous or inconsistent (nothing is written).
+        ArchiveError: the archive is unreadable, ambiguous or inconsistent, or an image config is
+            not one the OCI schema and Go tools accept (nothing is written).
         DiffIDMismatchError: a layer does not match its diff_id (nothing is written).
         LayoutError: the layout cannot be written.
     """
@@ -229,48 +231,52 @@ def import_archive(
     with open_archive(ref.path) as stream, scan(stream, name, layout_sinks(layout), options, progress) as archive:
         chosen = select_images(archive.images(), ref, all_images)
         planned = [plan_image(archive, image, progress) for image in chosen]
-        tagged = [tag_annotations(image, tag, f"{name}: {MANIFEST_FILE}") for image in chosen]
-        check_unique_tags(list(zip(chosen, tagged, strict=True)), name)
-        images = [
-            ConvertedImage(
-                written.manifest,
-                written.config,
-                written.layers,
-                written.diff_ids,
-                tuple(a[REF_NAME] for a in annotation_sets),
-                written.source,
-            )
-            for written, annotation_sets in zip(_write_blobs(layout, planned), tagged, strict=True)
-        ]
-        entries = [
-            image.manifest.with_annotations(annotations)
-            for image, annotation_sets in zip(images, tagged, strict=True)
-            for annotations in annotation_sets
-        ]
-        names = {entry.ref_name for entry in entries}
-        layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
-    return images
+        return import_images(layout, planned, tag, name)
 
 
-def _write_blobs(layout: ImageLayout, planned: list[PlannedImage[BlobWriter]]) -> list[ConvertedImage]:
-    """Commit the staged layers (one filesystem flush) and write each config and manifest; tags left empty."""
-    layer_blobs = [(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers]
-    committed = iter(layout.commit_blobs(layer_blobs))
-    results = []
-    for plan in planned:
-        layer_descriptors = [next(committed) for _ in plan.layers]
-        config = layout.put_blob(plan.config.raw, mediatype.IMAGE_CONFIG)
-        manifest = Manifest.build(config, layer_descriptors)
-        layout.put_blob(manifest.raw, manifest.media_type)
-        results.append(
-            ConvertedImage(
-                manifest=manifest.descriptor(platform=plan.config.platform),
-                config=config,
-                layers=tuple(layer_descriptors),
-                diff_ids=plan.config.diff_ids,
-                tags=(),
-                source=plan.image,
-            )
+def import_images(
+    layout: ImageLayout, planned: list[PlannedImage[BlobWriter]], tag: str | None, where: str
+) -> list[ConvertedImage]:
+    """Write the planned images into ``layout`` and tag them in its index.json (see :func:`tag_annotations`).
+
+    Every tag, descriptor, manifest and index entry is built, and every document serialised, before
+    the first blob is committed: input that cannot be written raises with the layout untouched, and
+    the scan removes the temporary blobs. Only filesystem writes follow the first commit; if one fails
+    (a full disk), the blobs committed so far stay unreferenced until ``pyoci gc`` removes them (doing
+    it here could race with another writer that commits the same blob meanwhile). The layers are made
+    durable with one filesystem flush.
+
+    Args:
+        layout: the destination (held with :func:`pyoci.layout.store.writing`).
+        planned: the images, each checked by :func:`plan_image`.
+        tag: the destination tag, or None for each image's RepoTags.
+        where: the archive's name for messages.
+
+    Raises:
+        ArchiveError: a RepoTag that is not an image name, or two images for one tag.
+        LayoutError: a blob or index.json could not be written.
+    """
+    tagged = [(plan.image, tag_annotations(plan.image, tag, f"{where}: {MANIFEST_FILE}")) for plan in planned]
+    check_unique_tags(tagged, where)
+    images: list[ConvertedImage] = []
+    documents: list[tuple[bytes, str]] = []
+    entries: list[Descriptor] = []
+    for plan, (_, annotation_sets) in zip(planned, tagged, strict=True):
+        layers = tuple(Descriptor(s.result.media_type, s.writer.finish(), s.writer.size) for s in plan.layers)
+        config = Descriptor(mediatype.IMAGE_CONFIG, plan.config.digest, len(plan.config.raw))
+        manifest = Manifest.build(config, layers)
+        descriptor = manifest.descriptor(platform=plan.config.platform)
+        entries += [descriptor.with_annotations(annotations) for annotations in annotation_sets]
+        documents += [(plan.config.raw, mediatype.IMAGE_CONFIG), (manifest.raw, manifest.media_type)]
+        tags = tuple(annotations[REF_NAME] for annotations in annotation_sets)
+        images.append(
+            ConvertedImage(descriptor, config, layers, plan.config.diff_ids, tags, plan.image, plan.config.warnings)
         )
+    Index.build(entries)  # serialised now: an entry that cannot be written fails before any commit
+    layout.commit_blobs([(staged.writer, staged.result.media_type) for plan in planned for staged in plan.layers])
+    for raw, media_type in documents:
+        layout.put_blob(raw, media_type)
     layout.sync()
-    return results
+    names = {entry.ref_name for entry in entries}
+    layout.update_index(lambda current: [d for d in current if d.ref_name not in names] + entries)
+    return images

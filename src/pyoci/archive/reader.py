@@ -11,7 +11,13 @@ Shapes read (Docker's ``image/spec/v1.2`` save format and what other tools write
 * skopeo/podman: ``<digest>.tar`` layers, ``<digest>.json`` config;
 * Docker 25+: an OCI layout beside ``manifest.json`` (``manifest.json`` and the config are the truth);
 * containerd-store archives whose layer blobs are gzip or zstd compressed;
-* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (:mod:`pyoci.tar`).
+* member names with a ``./`` prefix; PAX and GNU headers, long names, base-256 sizes (:mod:`pyoci.tarstream`).
+
+Everything kept in memory (JSON documents and small members, names, link targets, directories, the
+bookkeeping of each staged layer) is charged to one budget of :data:`MEMORY_BUDGET` bytes per archive;
+a JSON document may have :data:`DOCUMENT_LIMIT` bytes and about :data:`MAX_JSON_VALUES` values, so that
+parsing it stays small too. Past a bound the scan stops with an :class:`~pyoci.errors.ArchiveError`
+("too large"); :mod:`pyoci.tarstream` bounds the member count ("too many members").
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ from typing import Any, Generic, TypeVar
 
 from pyoci import compression
 from pyoci.errors import ArchiveError, FormatError
-from pyoci.jsonio import MAX_DOCUMENT_SIZE, load_json
+from pyoci.jsonio import load_json, value_bound
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import BlobSink, PrefixedReader, Readable, read_exactly_head
-from pyoci.tarstream import DIRECTORY, TarMember, TarReader
+from pyoci.tarstream import BLOCK, DIRECTORY, TarMember, TarReader
 from pyoci.transcode import LayerOptions, LayerResult, feed_layer
 
 MANIFEST_FILE = "manifest.json"
@@ -40,9 +46,24 @@ BACKGROUND_WRITE_MIN = 8 << 20
 """Layers above this many bytes are hashed and written on a thread of their own."""
 SMALL_MEMBER = 4096
 """Members up to this many bytes are kept in memory and staged only if referenced."""
+DOCUMENT_LIMIT = 4 << 20
+"""Largest member kept in memory as a JSON document (``manifest.json``, a config), in bytes."""
+MAX_JSON_VALUES = 1 << 18
+"""JSON values and keys a document may hold (counted from its ``[{,:`` bytes, an upper bound): parsed,
+each costs up to about 80 bytes, so a document costs at most about 20 MiB of objects."""
+MEMORY_BUDGET = 32 << 20
+"""Bytes one archive may keep in memory: kept members' data and names, link targets, directory names,
+plus :data:`_ENTRY_COST` per kept entry and :data:`_STAGED_COST` per staged layer."""
+
+TRAILER_LIMIT = 1 << 20
+"""Bytes that may follow the tar end-of-archive marker (record padding; any blocking factor up to 2048)."""
 
 _SNIFF = 512
 _MAX_LINKS = 40
+_ENTRY_COST = 256
+"""Bookkeeping of one member kept in memory (dictionary slot, string and bytes headers), in bytes."""
+_STAGED_COST = 4096
+"""Bookkeeping of one staged layer (its sink, future and result; measured at about 3.6 KiB), in bytes."""
 
 S = TypeVar("S", bound=BlobSink)
 SinkFactory = Callable[[int], S]
@@ -78,10 +99,12 @@ class StagedLayer(Generic[S]):
     Attributes:
         writer: the sink (a layout's blob writer: commit it to add the blob to the layout).
         completion: finishes while the next layers stream in; gives the diff_id and media type.
+        size: the member's size in the archive, in bytes.
     """
 
     writer: S
     completion: Future[LayerResult]
+    size: int
 
     @property
     def result(self) -> LayerResult:
@@ -124,6 +147,7 @@ class ScannedArchive(Generic[S]):
         options: layer output options.
         links: member path -> target member path (symlinks resolved against their directory).
         directories: member paths of directories (for messages).
+        kept: bytes charged to :data:`MEMORY_BUDGET` so far.
     """
 
     name: str
@@ -137,6 +161,35 @@ class ScannedArchive(Generic[S]):
         default_factory=lambda: ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="pyoci-layer")
     )
     in_flight: deque[Future[LayerResult]] = field(default_factory=deque)
+    kept: int = 0
+
+    def charge(self, cost: int) -> None:
+        """Count ``cost`` more bytes kept in memory (negative: released).
+
+        Raises:
+            ArchiveError: the total passes :data:`MEMORY_BUDGET`.
+        """
+        self.kept += cost
+        if self.kept > MEMORY_BUDGET:
+            raise ArchiveError(
+                f"{self.name}: too large: its members need more than {MEMORY_BUDGET >> 20} MiB of memory"
+                " (JSON documents, small members, names, links, layer entries)"
+            )
+
+    def forget(self, member: str) -> None:
+        """Drop what is kept of ``member`` (a later member of the same name replaces it, as tar extraction does)."""
+        previous = self.staged.pop(member, None)
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                previous.completion.result()
+            previous.writer.abort()
+            self.charge(-_STAGED_COST - len(member))
+        data = self.documents.pop(member, None)
+        if data is not None:
+            self.charge(-_ENTRY_COST - len(member) - len(data))
+        target = self.links.pop(member, None)
+        if target is not None:
+            self.charge(-_ENTRY_COST - len(member) - len(target))
 
     def resolve(self, path: str) -> str:
         """Follow links from ``path`` to a regular member.
@@ -162,12 +215,24 @@ class ScannedArchive(Generic[S]):
         """Return the bytes of a small member (a config or ``manifest.json``).
 
         Raises:
-            ArchiveError: the member is absent, or too large to be a JSON document.
+            ArchiveError: the member is absent, not JSON, or too large: over :data:`DOCUMENT_LIMIT`
+                bytes or :data:`MAX_JSON_VALUES` values.
         """
         member = self.resolve(path)
         data = self.documents.get(member)
         if data is None:
+            size = self.staged[member].size
+            if size > DOCUMENT_LIMIT:
+                raise ArchiveError(
+                    f"{self.name}: member {path!r}: too large: {size} bytes, a JSON document may have {DOCUMENT_LIMIT}"
+                )
             raise ArchiveError(f"{self.name}: member {path!r} is not a JSON document")
+        values = value_bound(data)
+        if values > MAX_JSON_VALUES:
+            raise ArchiveError(
+                f"{self.name}: member {path!r}: too large: up to {values} JSON values, a document may have"
+                f" {MAX_JSON_VALUES}"
+            )
         return data
 
     def layer(self, path: str, progress: Progress | None = None) -> StagedLayer[S]:
@@ -190,7 +255,7 @@ class ScannedArchive(Generic[S]):
         Raises:
             ArchiveError: it is absent, not valid JSON, or not a list of ``{Config, Layers, RepoTags}``.
         """
-        if MANIFEST_FILE not in self.documents and MANIFEST_FILE not in self.links:
+        if all(MANIFEST_FILE not in kept for kept in (self.documents, self.links, self.staged)):
             raise ArchiveError(f"{self.name}: no {MANIFEST_FILE}: not a docker-archive")
         where = f"{self.name}: {MANIFEST_FILE}"
         try:
@@ -232,6 +297,7 @@ def _stage(
         with contextlib.suppress(Exception):  # its error is raised where its result is asked for
             archive.in_flight.popleft().result()
     progress = progress or NoProgress()
+    archive.charge(_STAGED_COST + len(member))
     writer = archive.new_sink(size)
     progress.start(member, size)
     try:
@@ -240,11 +306,11 @@ def _stage(
         progress.finish()
     completion = archive.completions.submit(complete)
     archive.in_flight.append(completion)
-    return StagedLayer(writer, completion)
+    return StagedLayer(writer, completion, size)
 
 
 def _is_document(head: bytes, size: int) -> bool:
-    return size <= SMALL_MEMBER or (size <= MAX_DOCUMENT_SIZE and head.lstrip()[:1] in (b"{", b"["))
+    return size <= SMALL_MEMBER or (size <= DOCUMENT_LIMIT and head.lstrip()[:1] in (b"{", b"["))
 
 
 @contextlib.contextmanager
@@ -268,7 +334,9 @@ def scan(
         progress: receives per-layer byte counts.
 
     Raises:
-        ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes.
+        ArchiveError: the stream is not a tar archive, is truncated, or holds a member that escapes;
+            it passes a bound ("too many members", "too large": :data:`MEMORY_BUDGET`,
+            :mod:`pyoci.tarstream`); more than :data:`TRAILER_LIMIT` bytes follow its end.
     """
     archive = ScannedArchive(name, new_sink, options)
     try:
@@ -276,10 +344,7 @@ def scan(
         try:
             for member in tar:
                 _take(archive, tar, member, progress)
-            # read past the end-of-archive marker to the end of the input: a producer writing the
-            # tar's record padding into a pipe gets no EPIPE, and a gzip or zstd trailer is checked
-            while stream.read(1 << 20):
-                pass
+            _read_trailer(stream, name, tar.offset - BLOCK)
             for completion in archive.in_flight:
                 completion.result()
         except compression.DECODE_ERRORS as exc:
@@ -289,30 +354,45 @@ def scan(
         archive.discard()
 
 
+def _read_trailer(stream: Readable, name: str, end: int) -> None:
+    """Read what follows the end-of-archive marker (at byte ``end``) to the end of the input.
+
+    A producer writing the tar's record padding into a pipe so gets no EPIPE, and a gzip or zstd
+    trailer is checked. Up to :data:`TRAILER_LIMIT` bytes are read and ignored, whatever they are, as
+    tar(1) ignores them; more is an error rather than an endless read (``cat image.tar /dev/zero``).
+
+    Raises:
+        ArchiveError: more than :data:`TRAILER_LIMIT` bytes follow the marker.
+    """
+    seen = 0
+    while chunk := stream.read(TRAILER_LIMIT + 1 - seen):
+        seen += len(chunk)
+        if seen > TRAILER_LIMIT:
+            raise ArchiveError(
+                f"{name}: more than {TRAILER_LIMIT} bytes follow the tar end-of-archive marker at byte {end}"
+            )
+
+
 def _take(archive: ScannedArchive[S], tar: TarReader, member: TarMember, progress: Progress | None) -> None:
     name = normalize_member(member.name, archive.name)
     if not name:
         return
-    previous = archive.staged.pop(name, None)
-    if previous is not None:  # a later member of the same name replaces it, as tar extraction does
-        with contextlib.suppress(Exception):
-            previous.completion.result()
-        previous.writer.abort()
-    archive.documents.pop(name, None)
-    archive.links.pop(name, None)
-    if member.issym():
-        if member.linkname.startswith("/"):
+    archive.forget(name)
+    if member.issym() or member.islnk():
+        if member.issym() and member.linkname.startswith("/"):
             raise ArchiveError(f"{archive.name}: symlink {member.name!r} points outside the archive")
-        target = posixpath.join(posixpath.dirname(name), member.linkname)
+        target = posixpath.join(posixpath.dirname(name), member.linkname) if member.issym() else member.linkname
         archive.links[name] = normalize_member(target, archive.name)
-    elif member.islnk():
-        archive.links[name] = normalize_member(member.linkname, archive.name)
+        archive.charge(_ENTRY_COST + len(name) + len(archive.links[name]))
     elif member.type == DIRECTORY:
-        archive.directories.add(name)
+        if name not in archive.directories:
+            archive.charge(_ENTRY_COST + len(name))
+            archive.directories.add(name)
     elif member.isfile():
         data = tar.member_data()
         head = read_exactly_head(data, min(member.size, _SNIFF))
         if _is_document(head, member.size):
+            archive.charge(_ENTRY_COST + len(name) + member.size)
             archive.documents[name] = head + data.read()
         else:
             reader = PrefixedReader(head, data)

@@ -64,6 +64,7 @@ def _convert_json(result: ConvertResult) -> dict[str, Any]:
                 "diff_ids": [str(d) for d in image.diff_ids],
                 "tags": list(image.tags),
                 "repo_tags": list(image.source.repo_tags),
+                "warnings": list(image.warnings),
             }
             for image in result.images
         ],
@@ -109,6 +110,8 @@ def convert_command(
         options=options,
         progress=make_progress(quiet),
     )
+    for warning in (warning for image in result.images for warning in image.warnings):
+        click.echo(f"pyoci: warning: {warning}", err=True)
     if as_json:
         emit_json(_convert_json(result))
     else:

@@ -5,6 +5,8 @@ Checks (image-spec ``image-layout.md``, ``descriptor.md``, ``manifest.md``, ``im
 index's ``mediaType`` matches its descriptor; each layer's bytes are compressed as its media type
 says and decompress to the config's diff_id; every JSON document validates against the OCI schemas
 (when a schema directory is found, see :mod:`pyoci.schemas`); no temporary files are left over.
+Each config is read as ``convert`` reads it (:meth:`pyoci.manifest.ImageConfig.parse`): what convert
+refuses is a problem here, and so is what it keeps with a warning (a null field the schema types).
 
 A static registry tree (``static:DIR[:REPO[:TAG]]``, :mod:`pyoci.targets.static`) is checked from
 every file a host serves: each tag and each manifest by digest is walked as above (a by-digest file
@@ -188,6 +190,8 @@ class _Verifier:
                 config = ImageConfig.parse(config_raw, f"{where} -> config {manifest.config.digest}")
                 diff_ids = config.diff_ids
                 self.validate(schemas.CONFIG_SCHEMA, load_json(config_raw, where), f"{where} -> config")
+                if self.schemas is None:  # else the schema check has reported each of them
+                    self.report.problems.extend(config.warnings)
             except FormatError as exc:
                 self.problem(str(exc))
         if config_raw is not None and len(diff_ids) != len(manifest.layers):
