@@ -395,7 +395,7 @@ def test_other_destinations(tmp_path: Path) -> None:
     static = build(f"static:{tmp_path / 'site'}:me/app:t", **args)
     assert static.digest == layout.digest
     served = tmp_path / "site" / "v2" / "me" / "app" / "manifests"
-    assert (served / "t").read_bytes() == blob(tmp_path / "layout", str(layout.digest))
+    assert (served / "t.oci-index").read_bytes() == blob(tmp_path / "layout", str(layout.digest))
     zstd = build(f"oci:{tmp_path / 'z'}:t", options=LayerOptions(Compression.ZSTD), **args)
     assert {image.layers[0].media_type for image in zstd.images} == {LAYER_ZSTD}
     validate_layout(tmp_path / "z")

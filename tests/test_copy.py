@@ -91,7 +91,7 @@ def test_registry_to_static_tree_and_back(registry: Registry, pushed: str, tmp_p
     tree = tmp_path / "site"
     result = copy(f"docker://{registry.host}/copy/multi:1", f"static:{tree}:pub/app:1", options=FAST)
     assert str(result.digest) == pushed
-    assert (tree / "v2/pub/app/manifests/1").read_bytes() == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
+    assert (tree / "v2/pub/app/manifests/1.oci-index").read_bytes() == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
     back = copy(f"static:{tree}:pub/app:1", f"oci:{tmp_path / 'back'}:1")
     assert str(back.digest) == pushed and back.stats.uploaded == BLOBS
     validate_layout(tmp_path / "back")

@@ -106,7 +106,9 @@ def open_source(
             yield RegistrySource(client, ref)
         return
     if isinstance(ref, StaticReference):
-        yield StaticSource(ref)
+        source = StaticSource(ref)
+        with source.tree.reader_lock():  # a gc of the tree waits until this read is done
+            yield source
         return
     if isinstance(ref, LayoutReference) and not ref.archive:
         layout = ImageLayout.open(ref.path)

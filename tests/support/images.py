@@ -37,3 +37,14 @@ def multi_layout(directory: Path) -> Path:
     descriptor = layout.put_blob(index.raw, mediatype.IMAGE_INDEX).with_annotations({REF_NAME: "multi"})
     layout.update_index(lambda entries: [descriptor])
     return directory
+
+
+def platform_layouts(base: Path) -> dict[str, Path]:
+    """``single`` (amd64, tag 1.0), ``multi`` (4 platforms), ``pair`` (amd64 + arm64) and ``triple`` (+ armv7)."""
+    from pyoci.commands.merge import merge
+
+    found = {"single": single_layout(base / "single"), "multi": multi_layout(base / "multi")}
+    for name, arches in (("pair", ("amd64", "arm64")), ("triple", ("amd64", "arm64", "armv7"))):
+        merge([str(FIXTURES / f"hello-{arch}.tar") for arch in arches], f"oci:{base / name}:{name}")
+        found[name] = base / name
+    return found

@@ -39,17 +39,19 @@ def htpasswd(path: Path, users: dict[str, str]) -> Path:
     return path
 
 
-def start_registry(workdir: Path, auth: str = "", http_extra: str = "") -> Registry:
-    """Start ``docker-registry serve`` with storage in ``workdir``.
+def start_registry(workdir: Path, auth: str = "", http_extra: str = "", delete: bool = True) -> Registry:
+    """Start ``docker-registry serve`` with storage in ``workdir`` (``workdir/config.yml`` is its configuration).
 
-    ``auth`` is a YAML ``auth:`` block or empty; ``http_extra`` more lines of the ``http:`` block (``tls:``).
+    ``auth`` is a YAML ``auth:`` block or empty; ``http_extra`` more lines of the ``http:`` block (``tls:``);
+    ``delete`` enables ``DELETE`` of manifests and blobs.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n    enabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n"
+        f"  delete:\n    enabled: {str(delete).lower()}\n"
         "http:\n  addr: 127.0.0.1:0\n  secret: pyoci-test-secret\n" + http_extra + auth
     )
     log = workdir / "registry.log"

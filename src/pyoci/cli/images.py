@@ -108,23 +108,43 @@ def untag_command(reference: str) -> None:
 
 
 @click.command("gc")
-@click.argument("layout")
+@click.argument("target", metavar="LAYOUT|static:DIR|docker://HOST/REPO")
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="PATTERN",
+    help="Static trees and registries: keep tags matching this glob (TAG or REPO:TAG; repeatable).",
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Static trees and registries: keep the N newest tags of each repository (by the image's created).",
+)
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
-def gc_command(layout: str, dry_run: bool, as_json: bool) -> None:
-    """Remove unreferenced blobs and leftover temporary files from a layout (LAYOUT or oci:LAYOUT).
+@registry_options
+def gc_command(
+    target: str, keep: tuple[str, ...], keep_last: int | None, dry_run: bool, as_json: bool, registry: RegistryOptions
+) -> None:
+    """Remove what nothing kept uses from a layout, a static tree or a registry repository.
 
-    Prints each path removed (relative to the layout) with its size in bytes; waits while another
-    pyoci process is writing into the layout.
+    A layout (LAYOUT or oci:LAYOUT) keeps what index.json reaches. A static tree (static:DIR) and a
+    registry repository (docker://HOST/REPO) keep the tags --keep and --keep-last select (every tag
+    without them) and what they reach, signatures included; a tree's listings are rewritten, a
+    registry's manifests deleted by digest (its blobs are left to the registry's own gc). Leftover
+    temporary files go too. Prints each path (or REPO@DIGEST) removed with its size in bytes;
+    waits while another pyoci process is writing.
     """
-    result = gc(layout, dry_run=dry_run)
+    result = gc(target, keep=keep, keep_last=keep_last, dry_run=dry_run, options=registry)
     if as_json:
         emit_json(result.to_json())
         return
     for item in result.removed:
         click.echo(f"{item.size}\t{item.path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     verb = "would remove" if dry_run else "removed"
-    click.echo(
-        f"{result.layout}: {verb} {len(result.removed)} files, {result.freed} bytes; {result.kept} blobs reachable",
-        err=True,
-    )
+    tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if result.kept_tags else ""
+    summary = f"{verb} {len(result.removed)} files{tags}, {result.freed} bytes; {result.kept} blobs reachable"
+    click.echo(f"{result.layout}: {summary}", err=True)

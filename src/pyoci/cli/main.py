@@ -126,9 +126,10 @@ def convert_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
-    """Check everything reachable from a layout's index.json (LAYOUT or oci:LAYOUT[:TAG]).
+    """Check everything reachable from a layout's index.json (LAYOUT or oci:LAYOUT[:TAG]) or a static tree.
 
-    Reports every problem found; exits 1 when there is any.
+    A static tree (static:DIR[:REPO[:TAG]]): every tag and manifest it serves, its listings, its
+    content types. Reports every problem found; exits 1 when there is any.
     """
     report = verify(layout, schemas_dir=schemas)
     if as_json:
@@ -158,6 +159,10 @@ main.add_command(merge_command)
 main.add_command(inspect_command)
 main.add_command(untag_command)
 main.add_command(gc_command)
+
+from pyoci.cli.sync import sync_command  # noqa: E402
+
+main.add_command(sync_command)
 
 from pyoci.cli.build import build_command  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""``pyoci verify``: re-read everything reachable from a layout's index.json and report every problem.
+"""``pyoci verify``: re-read everything a layout's index.json or a static tree's files reach; report every problem.
 
 Checks (image-spec ``image-layout.md``, ``descriptor.md``, ``manifest.md``, ``image-index.md``,
 ``config.md``): each blob exists and matches its descriptor's digest and size; each manifest's and
@@ -7,23 +7,34 @@ says and decompress to the config's diff_id; every JSON document validates again
 (when a schema directory is found, see :mod:`pyoci.schemas`); no temporary files are left over.
 Each config is read as ``convert`` reads it (:meth:`pyoci.manifest.ImageConfig.parse`): what convert
 refuses is a problem here, and so is what it keeps with a warning (a null field the schema types).
+
+A static registry tree (``static:DIR[:REPO[:TAG]]``, :mod:`pyoci.targets.static`) is checked from
+every file a host serves: each tag and each manifest by digest is walked as above (a by-digest file
+must hash to its name; a tag needs its by-digest file, which clients fetch after resolving it; the
+media type its file name stores, which the host sends as ``Content-Type``, must be the document's),
+every ``tags/list`` and ``_catalog`` must list exactly what the tree holds, and a file shadowed by
+another of the same reference (never served) is reported.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pyoci import compression, mediatype, schemas, walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, PyociError, TagError
-from pyoci.jsonio import load_json
+from pyoci.jsonio import dump_json, load_json
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Manifest
-from pyoci.reference import layout_directory
+from pyoci.reference import StaticReference, layout_directory, parse
+from pyoci.streams import VerifyingReader
+from pyoci.targets.static import NGINX_CONF, NGINX_LOCATIONS, StaticTree, nginx_config, nginx_locations, read_small
 
 _CHUNK = 1 << 20
 FOREIGN_LAYER_NOTE = (
@@ -37,7 +48,7 @@ class VerifyReport:
     """The findings of :func:`verify`.
 
     Attributes:
-        layout: the layout directory checked.
+        layout: the layout (or static tree) directory checked.
         problems: one message per problem found (empty when the layout is sound).
         notes: remarks that are not problems (a skipped schema check, an exempted rule).
         blobs_checked: how many distinct blobs were read and hashed.
@@ -64,8 +75,41 @@ class VerifyReport:
         }
 
 
+class _Store(Protocol):
+    """What the verifier reads: a layout (:class:`_LayoutStore`) or a static tree's repository."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read_document(self, descriptor: Descriptor) -> bytes: ...
+
+    def open_blob(self, descriptor: Descriptor) -> AbstractContextManager[VerifyingReader]: ...
+
+    def has_blob(self, descriptor: Descriptor) -> bool: ...
+
+
+class _LayoutStore:
+    """An :class:`ImageLayout` as a :class:`_Store`."""
+
+    def __init__(self, layout: ImageLayout) -> None:
+        self.layout = layout
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    def read_document(self, descriptor: Descriptor) -> bytes:
+        return self.layout.read_blob(descriptor)
+
+    def open_blob(self, descriptor: Descriptor) -> AbstractContextManager[VerifyingReader]:
+        return self.layout.blob_file(descriptor)
+
+    def has_blob(self, descriptor: Descriptor) -> bool:
+        return self.layout.has_blob(descriptor.digest)
+
+
 class _Verifier:
-    def __init__(self, layout: ImageLayout, report: VerifyReport, schema_set: schemas.SchemaSet | None) -> None:
+    def __init__(self, layout: _Store, report: VerifyReport, schema_set: schemas.SchemaSet | None) -> None:
         self.layout = layout
         self.report = report
         self.schemas = schema_set
@@ -88,7 +132,7 @@ class _Verifier:
 
     def read_document(self, descriptor: Descriptor) -> bytes:
         """Read one document for the walk, counting it as checked."""
-        data = self.layout.read_blob(descriptor)
+        data = self.layout.read_document(descriptor)
         self.report.blobs_checked += descriptor.digest not in self.checked
         self.checked.add(descriptor.digest)
         return data
@@ -100,12 +144,19 @@ class _Verifier:
             self.problem(f"{where}: {exc}")
             return None
 
-    def check(self, entries: list[Descriptor]) -> None:
-        """Walk ``entries`` (index.json entries) and check every index, manifest, config and layer."""
+    def check(self, entries: list[Descriptor], labels: Mapping[Digest, str] | None = None) -> None:
+        """Walk ``entries`` and check every index, manifest, config and layer.
+
+        Args:
+            entries: index.json entries, or a static repository's tags and manifests by digest.
+            labels: how messages name each entry (default: ``index.json (TAG)``).
+        """
         paths: dict[Digest, str] = {}
 
         def where(node: walk.Node) -> str:
-            if node.parent is None:
+            if node.parent is None and labels is not None:
+                base = labels.get(node.digest, str(node.digest))
+            elif node.parent is None:
                 base = f"{INDEX_FILE} ({node.descriptor.ref_name or 'untagged'})"
             else:
                 base = paths.get(node.parent.digest, str(node.parent.digest))
@@ -153,7 +204,7 @@ class _Verifier:
         if descriptor.digest in self.checked:
             return
         try:
-            with self.layout.blob_file(descriptor) as reader:
+            with self.layout.open_blob(descriptor) as reader:
                 reader.drain()
         except (BlobNotFoundError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
@@ -162,7 +213,7 @@ class _Verifier:
         self.checked.add(descriptor.digest)
 
     def layer(self, descriptor: Descriptor, expected: Digest | None, where: str) -> None:
-        if descriptor.urls and not self.layout.has_blob(descriptor.digest):
+        if descriptor.urls and not self.layout.has_blob(descriptor):
             _add_note(self.report, FOREIGN_LAYER_NOTE)
             return
         declared = mediatype.layer_compression(descriptor.media_type)
@@ -179,7 +230,7 @@ class _Verifier:
 
     def read_layer(self, descriptor: Descriptor, declared: mediatype.Compression, where: str) -> Digest | None:
         try:
-            with self.layout.blob_file(descriptor) as reader:
+            with self.layout.open_blob(descriptor) as reader:
                 actual, _, whole = compression.sniff(reader)
                 if actual is not declared:
                     self.problem(f"{where}: media type says {declared.value} but the bytes are {actual.value}")
@@ -203,30 +254,37 @@ def _add_note(report: VerifyReport, note: str) -> None:
         report.notes.append(note)
 
 
+def _schema_set(report: VerifyReport, schemas_dir: str | os.PathLike[str] | None) -> schemas.SchemaSet | None:
+    found = schemas.find_schema_dir(schemas_dir)
+    if found is None:
+        report.notes.append(
+            f"JSON schema validation skipped: no schema directory (use --schemas or ${schemas.ENV_VAR})"
+        )
+    return schemas.SchemaSet(found) if found else None
+
+
 def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str] | None = None) -> VerifyReport:
-    """Check a layout (``DIR`` or ``oci:DIR[:TAG]``; with a tag, only that image) and report all problems.
+    """Check a layout (``DIR`` or ``oci:DIR[:TAG]``; with a tag, only that image) or a static tree, report all problems.
 
     Args:
-        layout: the layout reference.
+        layout: the layout reference, or ``static:DIR[:REPO[:TAG]]`` (see the module docstring).
         schemas_dir: directory of the OCI JSON schemas; see :func:`pyoci.schemas.find_schema_dir`.
 
     Returns:
         A report; ``report.ok`` is False when any problem was found.
 
     Raises:
-        LayoutError: the directory is not an OCI image layout at all.
-        TagError: the tag is not in index.json.
+        LayoutError: the directory is not an OCI image layout (or static tree) at all.
+        TagError: the tag is not in index.json (or the tree's repository).
         FormatError: a malformed reference.
     """
+    parsed = parse(layout, bare="layout") if not isinstance(layout, os.PathLike) else None
+    if isinstance(parsed, StaticReference):
+        return _verify_static(parsed, schemas_dir)
     ref = layout_directory(layout, "verify reads")
     store = ImageLayout.open(ref.path)
     report = VerifyReport(store.root)
-    found = schemas.find_schema_dir(schemas_dir)
-    if found is None:
-        report.notes.append(
-            f"JSON schema validation skipped: no schema directory (use --schemas or ${schemas.ENV_VAR})"
-        )
-    checker = _Verifier(store, report, schemas.SchemaSet(found) if found else None)
+    checker = _Verifier(_LayoutStore(store), report, _schema_set(report, schemas_dir))
     checker.validate(
         schemas.LAYOUT_SCHEMA, load_json((store.root / LAYOUT_FILE).read_bytes(), LAYOUT_FILE), LAYOUT_FILE
     )
@@ -241,3 +299,72 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
     for leftover in store.temp_files():
         report.problems.append(f"{leftover}: leftover temporary file")
     return report
+
+
+LEGACY_NOTE = (
+    "manifest files without a kind (written by an earlier pyoci): read as they are; the next export or"
+    " 'pyoci gc' upgrades them, and nginx's fixed configuration serves them only after that"
+)
+
+
+def _verify_static(ref: StaticReference, schemas_dir: str | os.PathLike[str] | None) -> VerifyReport:
+    """Check a static tree, one repository, or one tag of it (see the module docstring)."""
+    tree = StaticTree(ref.root)
+    tree.check_exists()
+    report = VerifyReport(tree.root)
+    schema_set = _schema_set(report, schemas_dir)
+    names = tree.repositories()
+    if ref.repository is not None:
+        if ref.repository not in names:
+            raise TagError(f"{ref}: no repository {ref.repository!r} in the tree")
+        names = [ref.repository]
+    listed: dict[str, list[str]] = {}
+    for name in names:
+        repo = tree.repository(name)
+        try:
+            served, shadowed = repo.scan()
+        except FormatError as exc:
+            report.problems.append(str(exc))
+            continue
+        for file in shadowed:
+            report.problems.append(f"{file.path}: shadowed by {served[file.reference].path.name}: never served")
+        if any(file.legacy for file in served.values()):
+            _add_note(report, LEGACY_NOTE)
+        files = sorted(served.values(), key=lambda f: (not f.is_tag, f.reference))
+        if ref.tag is not None or ref.digest is not None:
+            wanted = ref.tag or str(ref.digest)
+            files = [f for f in files if f.reference == wanted]
+            if not files:
+                raise TagError(f"{ref}: no {'tag' if ref.tag else 'manifest'} {wanted!r} in {repo.name}")
+        entries: list[Descriptor] = []
+        labels: dict[Digest, str] = {}
+        for file in files:
+            raw = read_small(file.path)
+            digest = Digest.of_bytes(raw) if file.is_tag else Digest.parse(file.reference)
+            entries.append(Descriptor(file.media_type, digest, len(raw)))
+            labels.setdefault(digest, f"{repo.name}{':' if file.is_tag else '@'}{file.reference}")
+        _Verifier(repo, report, schema_set).check(entries, labels)
+        listed[name] = [f.reference for f in files if f.is_tag]
+        if ref.tag is None and ref.digest is None:
+            _check_listing(report, repo.directory / "tags" / "list", {"name": name, "tags": sorted(listed[name])})
+    if ref.repository is None:
+        _check_listing(report, tree.v2 / "_catalog", {"repositories": names})
+        _check_listing(report, tree.v2 / "index.html", {})
+        for conf, text in ((NGINX_CONF, nginx_config(tree.root)), (NGINX_LOCATIONS, nginx_locations())):
+            path = tree.config / conf
+            if not path.is_file() or path.read_text(errors="replace") != text:
+                _add_note(report, f"{path}: not this tree's fixed configuration (the next export rewrites it)")
+    for leftover in tree.temp_files():
+        report.problems.append(f"{leftover}: leftover temporary file")
+    return report
+
+
+def _check_listing(report: VerifyReport, path: Path, expected: dict[str, Any]) -> None:
+    """Report ``path`` unless it holds ``expected`` exactly as pyoci writes it."""
+    try:
+        actual = read_small(path)
+    except FileNotFoundError:
+        report.problems.append(f"{path}: missing")
+        return
+    if actual != dump_json(expected):
+        report.problems.append(f"{path}: does not list what the tree holds: expected {dump_json(expected).decode()}")

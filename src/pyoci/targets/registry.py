@@ -29,6 +29,7 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import AuthError, BlobNotFoundError, DigestMismatchError, RegistryError
+from pyoci.jsonio import load_json
 from pyoci.progress import Progress
 from pyoci.reference import ImageName
 from pyoci.streams import Readable, ReaderBase, VerifyingReader
@@ -318,6 +319,54 @@ class RegistrySource:
         descriptor = Descriptor(media_type, expected or digest, len(answer.body))
         self._documents[descriptor.digest] = answer.body
         return descriptor, answer.body
+
+    def tags(self) -> list[str]:
+        """``GET /v2/<name>/tags/list``: every tag, in the registry's order.
+
+        Pages (``?n=1000``) are followed by their ``Link: <...>; rel="next"`` header (distribution-spec
+        ``spec.md`` "Listing Tags").
+
+        Raises:
+            RegistryError: the repository is unknown, access is denied, or an answer is not a tag list.
+        """
+        found: list[str] = []
+        url: str | httpx.URL = f"/v2/{self.repository}/tags/list?n=1000"
+        for _ in range(10_000):
+            answer = self.client.request(
+                "GET", url, scopes=self._scope, limit=MAX_MANIFEST_SIZE, strict=True, what="GET tags/list"
+            )
+            if answer.status != 200:
+                raise self.client.error(answer, f"{self.repository}: GET tags/list")
+            try:
+                tags = load_json(answer.body, f"{self.client.domain}/{self.repository}: tags/list").get("tags") or []
+            except AttributeError:
+                tags = None
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RegistryError(f"{self.client.domain}/{self.repository}: tags/list is not a tag list")
+            found.extend(tags)
+            following = httpx.Response(200, headers=answer.headers).links.get("next", {}).get("url")
+            if not following:
+                return found
+            url = answer.url.join(following)
+        raise RegistryError(f"{self.client.domain}/{self.repository}: tags/list pages do not end")
+
+    def delete_manifest(self, reference: str) -> None:
+        """``DELETE /v2/<name>/manifests/<reference>`` (a digest; a tag where the registry allows it).
+
+        Distribution-spec ``spec.md`` "Deleting Manifests": 202 Accepted. Deleting by digest removes
+        every tag pointing at it too.
+
+        Raises:
+            RegistryError: refused (405 or ``UNSUPPORTED`` where deletes are disabled), unknown, or denied.
+        """
+        answer = self.client.request(
+            "DELETE",
+            self._path("manifests", reference),
+            scopes=frozenset({repository_scope(self.repository, "delete")}),
+            what=f"DELETE manifest {reference}",
+        )
+        if answer.status not in (200, 202):
+            raise self.client.error(answer, f"{self.repository}: DELETE manifest {reference}")
 
     def roots(self) -> list[tuple[Descriptor, str | None]]:
         """The manifest or index the reference names, with its tag (``latest`` when none is given).

@@ -19,7 +19,7 @@ from pyoci.targets.archive_files import DockerArchiveTarget, OciArchiveTarget, o
 from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutTarget, layout_target
 from pyoci.targets.registry import RegistryTarget
-from pyoci.targets.static import StaticTree
+from pyoci.targets.static import StaticTree, tree_writer
 
 
 class Destinations:
@@ -69,7 +69,7 @@ class Destinations:
         if isinstance(ref, StaticReference):
             root = ref.root.absolute()
             if root not in self.trees:
-                self.trees[root] = StaticTree(root)
+                self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
             return f"docker://{ref.domain}", RegistryTarget(self.client(ref.domain), ref.repository)

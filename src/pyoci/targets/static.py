@@ -3,83 +3,392 @@
 A pull (distribution-spec ``spec.md`` "Pulling manifests", "Pulling blobs", "Content discovery")
 only needs GET and HEAD on fixed URLs, so files can answer them::
 
-    ROOT/v2/index.html                         the /v2/ answer ({}), as S3 website hosting serves it
-    ROOT/v2/_catalog                           {"repositories": [...]}
-    ROOT/v2/REPO/tags/list                     {"name": REPO, "tags": [...]}
-    ROOT/v2/REPO/manifests/TAG                 the manifest or index bytes, exactly
-    ROOT/v2/REPO/manifests/sha256:HEX          the same, by digest (and every child manifest)
-    ROOT/v2/REPO/blobs/sha256:HEX              configs and layers
-    ROOT/.pyoci/nginx.conf                     server-level nginx directives for the tree
-    ROOT/.pyoci/s3-content-types.tsv           KEY<TAB>Content-Type of every object that is not a blob
-    ROOT/.pyoci/s3-upload.sh                   ``aws s3`` commands that upload the tree with those types
+    ROOT/v2/index.html                        {}: the /v2/ answer (S3 website hosting's index document)
+    ROOT/v2/_catalog                          {"repositories": [...]}
+    ROOT/v2/REPO/tags/list                    {"name": REPO, "tags": [...]}
+    ROOT/v2/REPO/manifests/TAG.KIND           the tag's manifest or index, its exact bytes
+    ROOT/v2/REPO/manifests/sha256:HEX.KIND    every manifest and index by digest (children included)
+    ROOT/v2/REPO/blobs/sha256:HEX             configs and layers
+    ROOT/.pyoci/nginx.conf                    fixed nginx directives: root + the locations (:func:`nginx_config`)
+    ROOT/.pyoci/nginx-locations.conf          the same without ``root``, for a server that sets its own
 
-A manifest URL must answer with ``Content-Type`` equal to the document's media type and, where the
-host can send it, ``Docker-Content-Digest``; nginx gets one exact ``location`` per manifest URL
-for that, S3-compatible hosts get per-object content types (they cannot send custom headers; clients
-compute the digest themselves). The tree holds many repositories and tags; exporting again adds to
-it: blobs already present are never rewritten, a blob another repository of the tree holds is
-hard-linked (the tree's "mount"), and every file is written to a temporary name and renamed. The
-generated files are rebuilt from the tree after every export, so they always describe all of it.
+``KIND`` names the document's media type (:data:`MANIFEST_KINDS`: ``oci-index``, ``oci-manifest``,
+``docker-list``, ``docker-manifest``), so a host derives the ``Content-Type`` of a manifest URL from
+the file it finds, and ``Docker-Content-Digest`` from a by-digest URL: the host's configuration
+never depends on what the tree holds, and every export is served at once, with no reload. Trees
+written by earlier pyoci versions stored ``manifests/REF`` with no kind; they are read as they are
+and upgraded by the next writer or ``gc`` (:meth:`StaticTree.upgrade`).
+
+Writing order (children before parents, so a reader at any moment sees a tag's old image or its
+complete new one): blobs, manifests by digest, indexes by digest, the tag file, then ``tags/list``
+and ``_catalog`` (:meth:`StaticTree.finish`). Every file is written to a temporary name
+(``.pyoci-tmp-<pid>-...``) and renamed; blobs already present are never rewritten, and a blob another
+repository of the tree holds is hard-linked (the tree's "mount"). A tag that changes kind (a single
+image becoming an index) gets its new file before its old one is removed; the host's lookup order
+(:data:`KIND_ORDER`) serves exactly one of them at any moment.
+
+Concurrency between processes, with ``flock`` on the tree's own directories (no lock files), always
+taken in this order:
+
+* ``ROOT/.pyoci``: every writer (an export) and every sync holds it shared for its whole run; ``gc``
+  holds it exclusively, so it never removes what a running export is adding or a sync is uploading;
+* ``ROOT/v2``: held exclusively around each tag write and each rewrite of the listings, so two
+  exports never lose each other's tag (each rewrites the listings from the files, under the lock).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import FormatError, RegistryError
-from pyoci.fsutil import TEMP_PREFIX, atomic_file, fsync_dir, temp_name, write_atomic
-from pyoci.jsonio import dump_json, load_json
+from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, RegistryError
+from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, temp_name, write_atomic
+from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json
 from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
+from pyoci.reference import check_registry_tag
+from pyoci.streams import VerifyingReader
 from pyoci.targets import BlobSource
 
 CONFIG_DIR = ".pyoci"
-API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+NGINX_CONF = "nginx.conf"
+NGINX_LOCATIONS = "nginx-locations.conf"
+LEGACY_FILES = ("s3-content-types.tsv", "s3-upload.sh")
+"""Files of ``.pyoci`` that earlier versions wrote per export; they named the old layout: removed by an upgrade."""
+RESERVED_COMPONENTS = frozenset({"manifests", "blobs", "tags"})
+"""Repository path components a tree cannot hold (they would collide with a repository's own folders)."""
+
+MANIFEST_KINDS = {
+    mediatype.IMAGE_INDEX: "oci-index",
+    mediatype.DOCKER_MANIFEST_LIST: "docker-list",
+    mediatype.IMAGE_MANIFEST: "oci-manifest",
+    mediatype.DOCKER_MANIFEST: "docker-manifest",
+}
+"""Media type -> the KIND suffix of a manifest file (the nginx ``types`` table maps it back)."""
+KIND_ORDER = tuple(MANIFEST_KINDS.values())
+"""The order a host looks up ``REF.KIND`` in (indexes first); a file without a kind (legacy) comes last."""
+KIND_TYPES = {kind: media_type for media_type, kind in MANIFEST_KINDS.items()}
 _READ_SIZE = 1 << 20
 
 
-class StaticTree:
-    """A static registry tree being written.
+@dataclass(frozen=True)
+class ManifestFile:
+    """One manifest file of a repository.
+
+    Attributes:
+        repository: the repository path.
+        reference: the tag or the digest text (``sha256:HEX``) it is served under.
+        media_type: the media type its file name gives (a legacy file: the document's own).
+        path: the file.
+        legacy: True for a file of the earlier layout (``manifests/REF``, no kind).
+    """
+
+    repository: str
+    reference: str
+    media_type: str
+    path: Path
+    legacy: bool = False
+
+    @property
+    def is_tag(self) -> bool:
+        """True for a tag (a digest reference holds a colon, a tag never does)."""
+        return ":" not in self.reference
+
+    @property
+    def key(self) -> str:
+        """The URL path it answers, relative to the tree root: ``v2/REPO/manifests/REF``."""
+        return f"v2/{self.repository}/manifests/{self.reference}"
+
+
+def manifest_file_name(reference: str, media_type: str, where: str) -> str:
+    """``REF.KIND`` for a manifest of ``media_type``.
+
+    Raises:
+        RegistryError: a media type a static tree cannot serve (not an image manifest or index).
+    """
+    kind = MANIFEST_KINDS.get(media_type)
+    if kind is None:
+        raise RegistryError(f"{where}: a static tree serves image manifests and indexes, not {media_type!r}")
+    return f"{reference}.{kind}"
+
+
+class StaticRepository:
+    """One repository of a static tree, read: its manifest files and blobs (a :class:`~pyoci.targets.BlobSource`).
 
     Args:
-        root: the tree's directory (created when absent).
+        tree: the tree.
+        repository: the repository path, e.g. ``team/app``.
+    """
 
-    Call :meth:`target` for each repository, then :meth:`finish` to rewrite the listings and the
-    host configuration files.
+    def __init__(self, tree: StaticTree, repository: str) -> None:
+        self.tree = tree
+        self.repository = repository
+        self.directory = tree.v2 / repository
+        self.manifests_dir = self.directory / "manifests"
+        self.blobs_dir = self.directory / "blobs"
+
+    @property
+    def name(self) -> str:
+        """``static:ROOT:REPO``."""
+        return f"static:{self.tree.root}:{self.repository}"
+
+    @property
+    def verified(self) -> bool:
+        """False: the files' contents are checked as they are read."""
+        return False
+
+    def scan(self) -> tuple[dict[str, ManifestFile], list[ManifestFile]]:
+        """Every manifest file: ``({reference: the file a host serves}, [files shadowed by it])``.
+
+        A reference with several files (a crash between a tag's new kind and the removal of its old
+        one) is served from the first in :data:`KIND_ORDER`, a legacy file last. Temporary files and
+        names that are neither a tag nor a digest are not listed.
+
+        Raises:
+            FormatError: a legacy file (no kind) that is not a JSON manifest.
+        """
+        found: dict[str, list[tuple[int, ManifestFile]]] = {}
+        try:
+            names = sorted(os.listdir(self.manifests_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return {}, []
+        for name in names:
+            path = self.manifests_dir / name
+            if name.startswith(TEMP_PREFIX) or not path.is_file():
+                continue
+            reference, dot, kind = name.rpartition(".")
+            if dot and kind in KIND_TYPES:
+                entry = (KIND_ORDER.index(kind), ManifestFile(self.repository, reference, KIND_TYPES[kind], path))
+            else:
+                reference = name
+                media_type = document_media_type(read_small(path), str(path))
+                entry = (len(KIND_ORDER), ManifestFile(self.repository, reference, media_type, path, legacy=True))
+            if _valid_reference(reference):
+                found.setdefault(reference, []).append(entry)
+        served: dict[str, ManifestFile] = {}
+        shadowed: list[ManifestFile] = []
+        for reference, entries in found.items():
+            entries.sort(key=lambda e: e[0])
+            served[reference] = entries[0][1]
+            shadowed.extend(file for _, file in entries[1:])
+        return served, shadowed
+
+    def manifests(self) -> dict[str, ManifestFile]:
+        """``{reference: file}`` of every tag and digest a host serves (see :meth:`scan`)."""
+        return self.scan()[0]
+
+    def tags(self) -> dict[str, ManifestFile]:
+        """``{tag: file}``, sorted by tag."""
+        return {ref: file for ref, file in sorted(self.manifests().items()) if file.is_tag}
+
+    def manifest_file(self, reference: str) -> ManifestFile | None:
+        """The file a host serves for ``reference`` (a tag or digest text), or None."""
+        for kind in KIND_ORDER:
+            path = self.manifests_dir / f"{reference}.{kind}"
+            if path.is_file():
+                return ManifestFile(self.repository, reference, KIND_TYPES[kind], path)
+        legacy = self.manifests_dir / reference
+        if _valid_reference(reference) and legacy.is_file():
+            media_type = document_media_type(read_small(legacy), str(legacy))
+            return ManifestFile(self.repository, reference, media_type, legacy, True)
+        return None
+
+    def resolve(self, tag: str) -> Descriptor:
+        """The descriptor of what ``tag`` serves: its media type, and the digest and size of its bytes.
+
+        Raises:
+            BlobNotFoundError: no such tag.
+        """
+        file = self.manifest_file(tag)
+        if file is None:
+            raise BlobNotFoundError(f"{self.name}: no tag {tag!r}")
+        raw = read_small(file.path)
+        return Descriptor(file.media_type, Digest.of_bytes(raw), len(raw))
+
+    def blob_file(self, digest: Digest) -> Path:
+        """``blobs/DIGEST`` of this repository (it may be absent)."""
+        return self.blobs_dir / str(digest)
+
+    def _path(self, descriptor: Descriptor) -> Path:
+        if descriptor.media_type in mediatype.MANIFEST_TYPES | mediatype.INDEX_TYPES:
+            file = self.manifest_file(str(descriptor.digest))
+            if file is None:
+                raise BlobNotFoundError(f"{self.name}: manifest {descriptor.digest} is missing")
+            return file.path
+        return self.blob_file(descriptor.digest)
+
+    def read_document(self, descriptor: Descriptor) -> bytes:
+        """A manifest or index (from ``manifests/``) or a config (from ``blobs/``), verified.
+
+        Raises:
+            BlobNotFoundError: the file is absent.
+            DigestMismatchError: its bytes differ from ``descriptor``.
+            LayoutError: ``descriptor`` is larger than :data:`~pyoci.jsonio.MAX_DOCUMENT_SIZE`.
+        """
+        if descriptor.size > MAX_DOCUMENT_SIZE:
+            raise LayoutError(f"{self.name}: {descriptor.digest}: {descriptor.size} bytes is too large")
+        with self._open(self._path(descriptor), descriptor) as reader:
+            return reader.read_all()
+
+    def open_blob(self, descriptor: Descriptor) -> contextlib.AbstractContextManager[VerifyingReader]:
+        """A reader over ``blobs/DIGEST`` (a manifest's media type: its file) checking digest and size at the end.
+
+        Raises:
+            BlobNotFoundError: the file is absent (on open); DigestMismatchError (from ``read``).
+        """
+        return self._open(self._path(descriptor), descriptor)
+
+    @contextlib.contextmanager
+    def _open(self, path: Path, descriptor: Descriptor) -> Iterator[VerifyingReader]:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFoundError(f"{self.name}: {descriptor.digest} is missing") from None
+        with f:
+            yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
+
+    def has_blob(self, descriptor: Descriptor) -> bool:
+        """True when ``blobs/DIGEST`` exists (its content is not checked)."""
+        return self.blob_file(descriptor.digest).is_file()
+
+    def blob_path(self, descriptor: Descriptor) -> Path | None:
+        """The blob's file, when present."""
+        path = self.blob_file(descriptor.digest)
+        return path if path.is_file() else None
+
+    def blobs(self) -> list[Path]:
+        """Every blob file of the repository (names that are digests), sorted."""
+        try:
+            names = sorted(os.listdir(self.blobs_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        out = []
+        for name in names:
+            try:
+                Digest.parse(name)
+            except FormatError:
+                continue
+            out.append(self.blobs_dir / name)
+        return out
+
+
+class StaticTree:
+    """A static registry tree (see the module docstring).
+
+    Args:
+        root: the tree's directory. Nothing is created until :meth:`create`.
+
+    Writers open it with :func:`tree_writer`, take a :meth:`target` per repository, then call
+    :meth:`finish`; readers use :meth:`repositories` and :meth:`repository`.
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).absolute()
         self.v2 = self.root / "v2"
+        self.config = self.root / CONFIG_DIR
         self._holders: dict[str, Path] | None = None
+
+    def create(self) -> None:
+        """Create ``v2/`` and ``.pyoci/`` when absent.
+
+        Raises:
+            RegistryError: they cannot be created.
+        """
         try:
             self.v2.mkdir(parents=True, exist_ok=True)
+            self.config.mkdir(exist_ok=True)
         except OSError as exc:
             raise RegistryError(f"{self.root}: cannot create the static tree: {exc.strerror}") from exc
 
+    def check_exists(self) -> None:
+        """Raise LayoutError unless ``ROOT/v2`` is a directory (a tree pyoci wrote)."""
+        if not self.v2.is_dir():
+            raise LayoutError(f"{self.root}: not a static registry tree (no v2/ directory)")
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the shared lock of an export or a sync (``gc`` waits for it); ``ROOT`` must exist."""
+        self.config.mkdir(exist_ok=True)
+        with flock(self.config, fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def reader_lock(self) -> Iterator[None]:
+        """Hold the shared lock while the tree is read (``gc`` waits); no lock on a tree without ``.pyoci``."""
+        if not self.config.is_dir():
+            yield
+            return
+        with flock(self.config, fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def gc_lock(self) -> Iterator[None]:
+        """Hold the exclusive lock of ``gc``: no export or sync runs meanwhile."""
+        self.config.mkdir(exist_ok=True)
+        with flock(self.config, fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def listing_lock(self) -> Iterator[None]:
+        """Hold the exclusive lock around a tag write or a rewrite of the listings."""
+        with flock(self.v2, fcntl.LOCK_EX):
+            yield
+
     def target(self, repository: str) -> StaticTarget:
-        """The push target for ``repository``."""
+        """The target (push, copy, merge, build) for ``repository``.
+
+        Raises:
+            RegistryError: a repository path with a component the tree's own folders use.
+        """
+        reserved = RESERVED_COMPONENTS.intersection(repository.split("/"))
+        if reserved:
+            raise RegistryError(
+                f"static:{self.root}:{repository}: a static tree cannot hold a repository path "
+                f"with a component named {sorted(reserved)[0]!r}"
+            )
         return StaticTarget(self, repository)
+
+    def repository(self, repository: str) -> StaticRepository:
+        """The repository ``repository`` of the tree, for reading."""
+        return StaticRepository(self, repository)
+
+    def repositories(self) -> list[str]:
+        """The repositories of the tree (directories holding a ``manifests`` folder), sorted."""
+        found = []
+        for directory, dirs, _ in os.walk(self.v2):
+            if "manifests" in dirs:
+                found.append(Path(directory).relative_to(self.v2).as_posix())
+            dirs[:] = sorted(d for d in dirs if d not in RESERVED_COMPONENTS and not d.startswith(TEMP_PREFIX))
+        return sorted(r for r in found if r != ".")
+
+    def temp_files(self) -> list[Path]:
+        """Every pyoci temporary file or directory in the tree (not looked into), sorted."""
+        found = []
+        for base in (self.v2, self.config):
+            for directory, dirs, files in os.walk(base):
+                for name in [*dirs, *files]:
+                    if name.startswith(TEMP_PREFIX):
+                        found.append(Path(directory) / name)
+                dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]
+        return sorted(found)
 
     def holder(self, digest: Digest) -> Path | None:
         """A repository directory of the tree that already holds the blob ``digest``, or None.
 
-        The tree is walked once per :class:`StaticTree`; blobs written since are recorded by
-        :meth:`record`.
+        The tree is listed once per :class:`StaticTree`; blobs written since are recorded by :meth:`record`.
         """
         if self._holders is None:
-            self._holders = {
-                blob.name: blobs.parent
-                for blobs in self.v2.rglob("blobs")
-                if blobs.is_dir()
-                for blob in blobs.iterdir()
-            }
+            self._holders = {}
+            for repo in self.repositories():
+                for blob in self.repository(repo).blobs():
+                    self._holders.setdefault(blob.name, blob.parent.parent)
         return self._holders.get(str(digest))
 
     def record(self, digest: Digest, repository: Path) -> None:
@@ -87,63 +396,93 @@ class StaticTree:
         if self._holders is not None:
             self._holders.setdefault(str(digest), repository)
 
-    def repositories(self) -> list[str]:
-        """The repositories of the tree: those in ``_catalog`` and those with a ``manifests`` directory."""
-        found: set[str] = set()
-        catalog = self.v2 / "_catalog"
-        if catalog.is_file():
-            try:
-                found.update(load_json(catalog.read_bytes(), str(catalog)).get("repositories") or [])
-            except (FormatError, AttributeError) as exc:
-                raise RegistryError(f"{catalog}: not a catalog: {exc}") from None
-        for manifests in self.v2.rglob("manifests"):
-            repo = manifests.parent.relative_to(self.v2).as_posix()
-            if manifests.is_dir() and (manifests.parent / "blobs").is_dir():
-                found.add(repo)
-        return sorted(r for r in found if (self.v2 / r / "manifests").is_dir())
+    def upgrade(self) -> int:
+        """Give every legacy manifest file (``manifests/REF``) its kind; returns how many were upgraded.
 
-    def manifests(self, repository: str) -> list[tuple[str, str, Digest]]:
-        """``(reference, media type, digest)`` of every manifest file of ``repository``, sorted."""
-        out = []
-        directory = self.v2 / repository / "manifests"
-        for path in sorted(directory.iterdir()):
-            if path.name.startswith(TEMP_PREFIX) or not path.is_file():
-                continue
-            raw = path.read_bytes()
-            try:
-                media_type = document_media_type(raw, str(path))
-            except FormatError as exc:
-                raise RegistryError(str(exc)) from None
-            out.append((path.name, media_type, Digest.of_bytes(raw)))
-        return out
+        Each file served is written as ``REF.KIND`` (atomically) before the legacy name is removed;
+        a legacy file shadowed by a newer one is removed. The per-export S3 files of the earlier
+        layout go too. Call with the listing lock held (writers) or the gc lock.
+
+        Raises:
+            FormatError: a legacy file that is not a JSON manifest.
+            RegistryError: a file cannot be written.
+        """
+        count = 0
+        for repo in self.repositories():
+            served, shadowed = self.repository(repo).scan()
+            legacy = [f for f in served.values() if f.legacy]
+            for file in legacy:
+                name = manifest_file_name(file.reference, file.media_type, str(file.path))
+                self.write_file(file.path.parent / name, read_small(file.path))
+            for file in [*legacy, *(f for f in shadowed if f.legacy)]:
+                file.path.unlink(missing_ok=True)
+                count += 1
+            if count:
+                fsync_dir(self.v2 / repo / "manifests")
+        for name in LEGACY_FILES:
+            (self.config / name).unlink(missing_ok=True)
+        return count
 
     def finish(self) -> None:
-        """Rewrite ``/v2/``, ``_catalog``, every ``tags/list`` and the host configuration files."""
-        repositories = self.repositories()
+        """Rewrite ``/v2/``, every ``tags/list``, ``_catalog`` and the nginx files from the tree, under the lock.
+
+        The nginx files depend only on where the tree is: they change when the tree moves (or
+        pyoci's layout changes), never because of what an export added.
+        """
+        with self.listing_lock():
+            self.write_listings()
+            self.write_file(self.config / NGINX_CONF, nginx_config(self.root).encode())
+            self.write_file(self.config / NGINX_LOCATIONS, nginx_locations().encode())
+
+    def write_listings(self, tags: dict[str, list[str]] | None = None) -> None:
+        """Write ``v2/index.html``, each repository's ``tags/list``, then ``_catalog``.
+
+        Args:
+            tags: ``{repository: tags}`` to write; by default every repository and tag of the tree.
+        """
+        if tags is None:
+            tags = {repo: list(self.repository(repo).tags()) for repo in self.repositories()}
         self.write_file(self.v2 / "index.html", b"{}")
-        self.write_file(self.v2 / "_catalog", dump_json({"repositories": repositories}))
-        entries: dict[str, list[tuple[str, str, Digest]]] = {}
-        for repo in repositories:
-            entries[repo] = self.manifests(repo)
-            tags = sorted(ref for ref, _, _ in entries[repo] if ":" not in ref)
+        for repo, names in tags.items():
             (self.v2 / repo / "tags").mkdir(parents=True, exist_ok=True)
-            self.write_file(self.v2 / repo / "tags" / "list", dump_json({"name": repo, "tags": tags}))
-        config = self.root / CONFIG_DIR
-        config.mkdir(exist_ok=True)
-        self.write_file(config / "nginx.conf", nginx_config(self.root, entries).encode())
-        types = content_types(entries)
-        self.write_file(config / "s3-content-types.tsv", "".join(f"{k}\t{v}\n" for k, v in types.items()).encode())
-        self.write_file(config / "s3-upload.sh", s3_upload_script(types).encode())
-        (config / "s3-upload.sh").chmod(0o755)
+            self.write_file(self.v2 / repo / "tags" / "list", dump_json({"name": repo, "tags": sorted(names)}))
+        self.write_file(self.v2 / "_catalog", dump_json({"repositories": sorted(tags)}))
 
     def write_file(self, path: Path, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically unless it already holds exactly those bytes."""
+        """Write ``data`` to ``path`` atomically unless it already holds exactly those bytes.
+
+        Raises:
+            RegistryError: the file cannot be written.
+        """
         try:
-            if path.is_file() and path.read_bytes() == data:
+            if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
                 return
             write_atomic(path, data)
         except OSError as exc:
             raise RegistryError(f"{path}: cannot write: {exc.strerror}") from exc
+
+
+@contextlib.contextmanager
+def tree_writer(root: Path | str) -> Iterator[StaticTree]:
+    """Open (creating) the tree at ``root`` for an export: the writer lock held, a legacy tree upgraded.
+
+    The caller writes through :meth:`StaticTree.target` and calls :meth:`StaticTree.finish` on
+    success, before the block ends.
+
+    Raises:
+        RegistryError: the tree cannot be created or upgraded.
+    """
+    tree = StaticTree(root)
+    if "$" in str(tree.root):
+        raise RegistryError(f"{tree.root}: nginx cannot name a directory whose path holds '$'; use another directory")
+    tree.create()
+    with tree.writer_lock():
+        with tree.listing_lock():
+            try:
+                tree.upgrade()
+            except FormatError as exc:
+                raise RegistryError(f"{exc}; the tree cannot be upgraded") from exc
+        yield tree
 
 
 class StaticTarget:
@@ -152,19 +491,17 @@ class StaticTarget:
     def __init__(self, tree: StaticTree, repository: str) -> None:
         self.tree = tree
         self.repository = repository
-        self.directory = tree.v2 / repository
+        self.reader = tree.repository(repository)
+        self.directory = self.reader.directory
 
     @property
     def name(self) -> str:
         """``static:ROOT:REPO``."""
-        return f"static:{self.tree.root}:{self.repository}"
-
-    def _blob(self, digest: Digest) -> Path:
-        return self.directory / "blobs" / str(digest)
+        return self.reader.name
 
     def has_blob(self, descriptor: Descriptor) -> bool:
         """True when the blob file exists with the descriptor's size (blobs are never rewritten)."""
-        path = self._blob(descriptor.digest)
+        path = self.reader.blob_file(descriptor.digest)
         return path.is_file() and path.stat().st_size == descriptor.size
 
     def put_blob(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> None:
@@ -175,12 +512,11 @@ class StaticTarget:
             RegistryError: the file cannot be written.
         """
         holder = self.tree.holder(descriptor.digest)
-        # another repository of the tree holds it: link instead of copying
         if holder not in (None, self.directory) and self.mount_blob(
             descriptor, holder.relative_to(self.tree.v2).as_posix()
         ):
             return
-        path = self._blob(descriptor.digest)
+        path = self.reader.blob_file(descriptor.digest)
         progress.start(str(descriptor.digest)[7:19], descriptor.size)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,10 +534,10 @@ class StaticTarget:
 
     def mount_blob(self, descriptor: Descriptor, from_repository: str) -> bool:
         """Hard-link the blob from another repository of the tree; False when it has none or linking fails."""
-        source = self.tree.v2 / from_repository / "blobs" / str(descriptor.digest)
+        source = self.tree.repository(from_repository).blob_file(descriptor.digest)
         if not source.is_file() or source.stat().st_size != descriptor.size:
             return False
-        path = self._blob(descriptor.digest)
+        path = self.reader.blob_file(descriptor.digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_name(path.parent)
         try:
@@ -214,148 +550,126 @@ class StaticTarget:
         return True
 
     def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
-        """True when the manifest file named by its digest exists (with ``tag``: the tag's file holds those bytes)."""
-        manifests = self.directory / "manifests"
+        """True when ``DIGEST.KIND`` exists; with ``tag``, also ``TAG.KIND`` served with those bytes and that kind.
+
+        A legacy file (no kind) does not count: writing it again gives it its kind.
+        """
+        by_digest = self.reader.manifest_file(str(descriptor.digest))
+        if by_digest is None or by_digest.legacy or by_digest.media_type != descriptor.media_type:
+            return False
         if tag is None:
-            return (manifests / str(descriptor.digest)).is_file()
+            return True
+        file = self.reader.manifest_file(tag)
+        if file is None or file.legacy or file.media_type != descriptor.media_type:
+            return False
         try:
-            return Digest.of_bytes((manifests / tag).read_bytes()) == descriptor.digest
-        except FileNotFoundError:
+            return Digest.of_bytes(read_small(file.path), descriptor.digest.algorithm) == descriptor.digest
+        except (OSError, FormatError):
             return False
 
     def put_manifest(self, descriptor: Descriptor, raw: bytes, tag: str | None) -> None:
-        """Write the manifest under its digest and, with ``tag``, under the tag (each atomically)."""
-        manifests = self.directory / "manifests"
+        """Write ``DIGEST.KIND``, then (with ``tag``) ``TAG.KIND`` and remove the tag's files of other kinds.
+
+        The tag is written under the listing lock, so two exports of one tag leave exactly one file.
+
+        Raises:
+            RegistryError: a media type the tree cannot serve, or a file that cannot be written.
+        """
+        manifests = self.reader.manifests_dir
         try:
             manifests.mkdir(parents=True, exist_ok=True)
-            (self.directory / "blobs").mkdir(exist_ok=True)
+            self.reader.blobs_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise RegistryError(f"{manifests}: cannot write: {exc.strerror}") from exc
-        for name in dict.fromkeys(n for n in (str(descriptor.digest), tag) if n is not None):
-            self.tree.write_file(manifests / name, raw)
+        by_digest = manifests / manifest_file_name(str(descriptor.digest), descriptor.media_type, self.name)
+        if not by_digest.is_file():
+            self.tree.write_file(by_digest, raw)
+        if tag is not None:
+            name = manifest_file_name(tag, descriptor.media_type, self.name)
+            with self.tree.listing_lock():
+                self.tree.write_file(manifests / name, raw)
+                for other in [*(f"{tag}.{kind}" for kind in KIND_ORDER), tag]:
+                    if other != name:
+                        (manifests / other).unlink(missing_ok=True)
         fsync_dir(manifests)
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_HEADER = "add_header Docker-Distribution-API-Version registry/2.0 always;"
+_REPO = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_DIGEST = r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}"
+_IMMUTABLE = 'add_header Cache-Control "public, max-age=31536000, immutable";'
+_MUTABLE = "etag off; if_modified_since off; add_header Cache-Control no-cache;"
 
 
-def nginx_config(root: Path, entries: Mapping[str, list[tuple[str, str, Digest]]]) -> str:
-    """Server-level nginx directives serving the tree at ``root`` as a read-only registry.
+def nginx_locations() -> str:
+    """Server-level nginx directives that serve a tree as a read-only registry, whatever it holds.
 
-    Use inside a ``server`` block: ``server { listen 8080; include ROOT/.pyoci/nginx.conf; }``.
-    Only GET and HEAD are answered; everything outside ``/v2/`` is 404.
+    The text is fixed: answers derive from the files. A manifest URL (distribution-spec ``spec.md``
+    "Pulling manifests") is looked up as ``REF.KIND`` in :data:`KIND_ORDER` (``try_files``) and
+    answered with the ``Content-Type`` its KIND maps to (a ``types`` table); a by-digest URL
+    also gets ``Docker-Content-Digest`` from the URL, as blobs do (a tag's digest cannot be known
+    from the URL: clients hash what they receive). Tags and listings are sent with
+    ``Cache-Control: no-cache`` and no validators (they change in place); digests are immutable.
+    Only GET and HEAD are answered; everything else is 403, anything outside the API 404.
+    Relative to the server's ``root`` (see :func:`nginx_config`).
     """
-    header = f"add_header {API_VERSION_HEADER[0]} {API_VERSION_HEADER[1]} always;"
+    types = " ".join(f"{media_type} {kind};" for media_type, kind in MANIFEST_KINDS.items())
+
+    def lookup(variable: str) -> str:
+        files = " ".join(f"/v2/$pyoci_repo/manifests/${variable}.{kind}" for kind in KIND_ORDER)
+        return f"try_files {files} =404;"
+
+    get = "limit_except GET { deny all; }"
     lines = [
-        "# Generated by pyoci push (static registry); rewritten after every export.",
-        f"root {_quote(str(root))};",
+        "# Generated by pyoci for a static registry tree. Fixed: every answer derives from the files,",
+        "# so exports never need a change of this file or a reload of nginx.",
         "location / { return 404; }",
-        f"location = /v2/ {{ types {{ }} default_type application/json; {header} return 200 '{{}}'; }}",
-        "location /v2/ { return 404; }",
-        f"location = /v2/_catalog {{ limit_except GET {{ deny all; }} types {{ }} default_type application/json; "
-        f"{header} }}",
-        'location ~ "^/v2/.+/tags/list$" { limit_except GET { deny all; } types { } '
-        f"default_type application/json; {header} }}",
-        'location ~ "^/v2/.+/blobs/(?<pyoci_digest>sha256:[a-f0-9]{64})$" { limit_except GET { deny all; } '
-        f"types {{ }} default_type application/octet-stream; add_header Docker-Content-Digest $pyoci_digest always; "
-        f"{header} }}",
+        f"location = /v2/ {{ types {{ }} default_type application/json; {_HEADER} return 200 '{{}}'; }}",
+        f"location = /v2/_catalog {{ {get} types {{ }} default_type application/json; {_MUTABLE} {_HEADER} }}",
+        f'location ~ "^/v2/(?:{_REPO})/tags/list$" {{ {get} types {{ }} default_type application/json; '
+        f"{_MUTABLE} {_HEADER} }}",
+        f'location ~ "^/v2/(?:{_REPO})/blobs/(?<pyoci_digest>{_DIGEST})$" {{ {get} types {{ }} '
+        f"default_type application/octet-stream; add_header Docker-Content-Digest $pyoci_digest; {_IMMUTABLE} "
+        f"{_HEADER} }}",
+        f'location ~ "^/v2/(?<pyoci_repo>{_REPO})/manifests/(?<pyoci_digest>{_DIGEST})$" {{ {get} '
+        f"types {{ {types} }} default_type application/octet-stream; "
+        f"add_header Docker-Content-Digest $pyoci_digest; {_IMMUTABLE} {_HEADER} {lookup('pyoci_digest')} }}",
+        f'location ~ "^/v2/(?<pyoci_repo>{_REPO})/manifests/(?<pyoci_tag>{_TAG})$" {{ {get} '
+        f"types {{ {types} }} default_type application/octet-stream; {_MUTABLE} {_HEADER} {lookup('pyoci_tag')} }}",
     ]
-    for repo, manifests in entries.items():
-        for reference, media_type, digest in manifests:
-            lines.append(
-                f"location = {_quote(f'/v2/{repo}/manifests/{reference}')} {{ limit_except GET {{ deny all; }} "
-                f"types {{ }} default_type {_quote(media_type)}; "
-                f"add_header Docker-Content-Digest {_quote(str(digest))} always; {header} }}"
-            )
     return "\n".join(lines) + "\n"
 
 
-def content_types(entries: Mapping[str, list[tuple[str, str, Digest]]]) -> dict[str, str]:
-    """Object key -> Content-Type for every object of the tree that is not a blob (blobs: octet-stream)."""
-    types = {"v2/index.html": "application/json", "v2/_catalog": "application/json"}
-    for repo, manifests in entries.items():
-        types[f"v2/{repo}/tags/list"] = "application/json"
-        for reference, media_type, _ in manifests:
-            types[f"v2/{repo}/manifests/{reference}"] = media_type
-    return types
+def nginx_config(root: Path) -> str:
+    """``root "ROOT";`` and :func:`nginx_locations`: ``server { listen 8080; include ROOT/.pyoci/nginx.conf; }``.
 
-
-def s3_upload_script(types: Mapping[str, str]) -> str:
-    """A POSIX shell script uploading the tree with ``aws s3`` (works with S3, Garage, MinIO, R2).
-
-    Usage: ``ROOT/.pyoci/s3-upload.sh s3://BUCKET[/PREFIX] [--endpoint-url URL ...]``. Blobs go up
-    with ``aws s3 sync`` (already uploaded ones are skipped), then every other object with its type.
+    It names only the tree's directory, so it changes only when the tree moves.
     """
-    lines = [
-        "#!/bin/sh",
-        "# Generated by pyoci push: upload this static registry tree with per-object content types.",
-        "# Usage: s3-upload.sh s3://BUCKET[/PREFIX] [extra aws options, e.g. --endpoint-url URL]",
-        "# Serve the bucket as a website with index document index.html (for the /v2/ answer).",
-        "set -eu",
-        "dest=${1:?usage: s3-upload.sh s3://BUCKET[/PREFIX] [aws options]}",
-        "shift",
-        'cd "$(dirname "$0")/.."',
-        "aws s3 sync v2/ \"$dest/v2/\" --size-only --exclude '*' --include '*/blobs/*' "
-        '--content-type application/octet-stream "$@"',
-    ]
-    for key, media_type in types.items():
-        quoted = shlex.quote(key)
-        lines.append(f'aws s3 cp {quoted} "$dest/"{quoted} --content-type {shlex.quote(media_type)} "$@"')
-    return "\n".join(lines) + "\n"
+    quoted = '"' + str(root).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"root {quoted};\n" + nginx_locations()
 
 
-def tree_objects(root: Path | str) -> Iterator[tuple[str, Path, str]]:
-    """``(key, path, content type)`` of every object of the tree under ``v2/``, blobs first.
-
-    The content types come from ``.pyoci/s3-content-types.tsv`` (written by :meth:`StaticTree.finish`).
-    """
-    base = Path(root)
-    types: dict[str, str] = {}
-    listing = base / CONFIG_DIR / "s3-content-types.tsv"
-    for line in listing.read_text().splitlines():
-        key, _, value = line.partition("\t")
-        types[key] = value
-    files = sorted(p for p in (base / "v2").rglob("*") if p.is_file() and not p.name.startswith(TEMP_PREFIX))
-    keyed = [(p.relative_to(base).as_posix(), p) for p in files]
-    for key, path in sorted(keyed, key=lambda kp: kp[0] in types):
-        yield key, path, types.get(key, "application/octet-stream")
+def _valid_reference(reference: str) -> bool:
+    """True for a registry tag or a digest (the names a host serves; nginx matches the same grammar)."""
+    try:
+        if ":" in reference:
+            Digest.parse(reference)
+        else:
+            check_registry_tag(reference, reference)
+    except FormatError:
+        return False
+    return True
 
 
-def upload_s3(root: Path | str, bucket: str, *, prefix: str = "", client: Any = None) -> int:
-    """Upload a finished static tree to an S3-compatible bucket with boto3 (``pip install pyoci[s3]``).
-
-    Blobs already in the bucket with the same size are skipped; other objects are always written,
-    each with its content type. Returns the number of objects uploaded.
-
-    Args:
-        root: the tree's directory.
-        bucket: the bucket name.
-        prefix: a key prefix (e.g. ``registry/``).
-        client: a boto3 S3 client (default: ``boto3.client("s3")``, configured by the usual AWS variables).
+def read_small(path: Path) -> bytes:
+    """Read a manifest or listing file of at most :data:`~pyoci.jsonio.MAX_DOCUMENT_SIZE` bytes.
 
     Raises:
-        RegistryError: boto3 is not installed or an upload fails.
+        FormatError: the file is larger.
     """
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise RegistryError("upload to S3 needs boto3: pip install 'pyoci[s3]'") from None
-    s3 = client if client is not None else boto3.client("s3")
-    count = 0
-    for key, path, content_type in tree_objects(root):
-        full = prefix + key
-        try:
-            if "/blobs/" in key:
-                try:
-                    head = s3.head_object(Bucket=bucket, Key=full)
-                    if int(head.get("ContentLength", -1)) == path.stat().st_size:
-                        continue
-                except ClientError:
-                    pass
-            s3.upload_file(str(path), bucket, full, ExtraArgs={"ContentType": content_type})
-            count += 1
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise RegistryError(f"s3://{bucket}/{full}: upload failed: {exc}") from exc
-    return count
+    with open(path, "rb") as f:
+        data = f.read(MAX_DOCUMENT_SIZE + 1)
+    if len(data) > MAX_DOCUMENT_SIZE:
+        raise FormatError(f"{path}: larger than {MAX_DOCUMENT_SIZE} bytes")
+    return data
