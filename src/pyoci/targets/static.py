@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,7 @@ class StaticTree:
         self.v2 = self.root / "v2"
         self.config = self.root / CONFIG_DIR
         self._holders: dict[str, Path] | None = None
+        self._holders_lock = threading.Lock()
 
     def create(self) -> None:
         """Create ``v2/`` and ``.pyoci/`` when absent.
@@ -384,17 +386,20 @@ class StaticTree:
 
         The tree is listed once per :class:`StaticTree`; blobs written since are recorded by :meth:`record`.
         """
-        if self._holders is None:
-            self._holders = {}
-            for repo in self.repositories():
-                for blob in self.repository(repo).blobs():
-                    self._holders.setdefault(blob.name, blob.parent.parent)
-        return self._holders.get(str(digest))
+        with self._holders_lock:  # blobs are written by parallel threads: list the tree once, whole
+            if self._holders is None:
+                holders: dict[str, Path] = {}
+                for repo in self.repositories():
+                    for blob in self.repository(repo).blobs():
+                        holders.setdefault(blob.name, blob.parent.parent)
+                self._holders = holders
+            return self._holders.get(str(digest))
 
     def record(self, digest: Digest, repository: Path) -> None:
         """Note that ``repository`` now holds the blob ``digest``."""
-        if self._holders is not None:
-            self._holders.setdefault(str(digest), repository)
+        with self._holders_lock:
+            if self._holders is not None:
+                self._holders.setdefault(str(digest), repository)
 
     def upgrade(self) -> int:
         """Give every legacy manifest file (``manifests/REF``) its kind; returns how many were upgraded.
