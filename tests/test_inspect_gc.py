@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,7 +16,7 @@ from conftest import FIXTURES, run_pyoci, validate_layout
 from support.layouts import blob, blob_names, image_blobs, read_json, snapshot
 
 from pyoci import Descriptor, TagError, convert, gc, inspect, merge, untag
-from pyoci.errors import BlobNotFoundError, FormatError
+from pyoci.errors import BlobNotFoundError, FormatError, LayoutError
 from pyoci.mediatype import IMAGE_CONFIG, IMAGE_INDEX, IMAGE_MANIFEST, LAYER
 
 ARCHES = ["amd64", "arm64", "armv7", "386"]
@@ -287,3 +288,26 @@ def test_gc_refuses_entries_it_cannot_follow(tmp_path: Path) -> None:
         with pytest.raises(LayoutError, match="nothing removed"):
             gc(layout)
         assert sorted(p.name for p in (layout / "blobs/sha256").iterdir()) == before
+
+
+@pytest.mark.parametrize("linked", ["blobs", "blobs/sha256"])
+def test_gc_never_deletes_through_a_shared_blob_store(tmp_path: Path, linked: str) -> None:
+    """A layout whose blobs/ (or blobs/sha256) is a symlink to a store other layouts share: gc refuses."""
+    store = tmp_path / "store"
+    other = tmp_path / "other"
+    convert(str(ARCHIVES[1]), f"oci:{other}:1.0")
+    shutil.move(str(other / linked), store)
+    (other / linked).symlink_to(store)
+    layout = tmp_path / "mine"
+    layout.mkdir()
+    (layout / "blobs").mkdir()
+    if linked == "blobs":
+        (layout / "blobs").rmdir()
+    (layout / linked).symlink_to(store)
+    convert(str(ARCHIVES[0]), f"oci:{layout}:1.0")  # writes into the shared store, as intended
+    untag(f"oci:{layout}:1.0")
+    before = snapshot(store)
+    with pytest.raises(LayoutError, match="a symlink to a shared blob store .*: nothing removed"):
+        gc(str(layout))
+    assert snapshot(store) == before
+    validate_layout(other)

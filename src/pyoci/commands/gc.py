@@ -292,6 +292,12 @@ def gc(
         live = reachable(store)
         garbage: list[tuple[Path, Garbage]] = []
         blobs = store.root / "blobs"
+        shared = [p for p in (blobs, *blobs.iterdir()) if p.is_symlink()]
+        if shared:
+            raise LayoutError(
+                f"{shared[0]}: a symlink to a shared blob store ({os.path.realpath(shared[0])}); gc removes only"
+                " blobs the layout owns, and other layouts may use these: nothing removed"
+            )
         for algorithm in sorted(p for p in blobs.iterdir() if p.is_dir()):
             for path in sorted(algorithm.iterdir()):
                 if not path.is_file() or path.is_symlink():
