@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, need_tool, pull, run_pyoci, validate_layout
 from support.fault_proxy import FaultProxy
-from support.layouts import blob, document, entry, snapshot
+from support.layouts import blob, document, entries, entry, snapshot
 from support.registry import Registry, start_registry
 
 from pyoci import RegistryOptions, convert, copy, merge, push
@@ -235,3 +235,59 @@ def test_parallel_transfers_give_the_same_image(registry: Registry, second_regis
     assert skopeo_raw(f"docker://{second_registry.host}/jobs:8") == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
     with pytest.raises(FormatError, match="--jobs 0: expected 1 to 32"):
         RegistryOptions(jobs=0)
+
+
+def signed_layout(path: Path) -> tuple[str, str, str]:
+    """hello-amd64 tagged 1.0, a signature tagged cosign-style and an SBOM known only by its subject.
+
+    Returns the digests of the image, the signature and the SBOM.
+    """
+    from pyoci.descriptor import REF_NAME, Descriptor
+    from pyoci.jsonio import dump_json
+    from pyoci.layout.store import ImageLayout
+
+    image = convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{path}:1.0").images[0].manifest
+    layout = ImageLayout.open(path)
+    empty = layout.put_blob(b"{}", "application/vnd.oci.empty.v1+json")
+    subject = Descriptor(image.media_type, image.digest, image.size)
+    made = []
+    for kind, payload in (("signature", b"signed"), ("sbom", b'{"spdxVersion":"SPDX-2.3"}')):
+        content = layout.put_blob(payload, f"application/vnd.example.{kind}")
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": f"application/vnd.example.{kind}",
+            "config": empty.to_json(),
+            "layers": [content.to_json()],
+            "subject": subject.to_json(),
+        }
+        made.append(layout.put_blob(dump_json(doc), IMAGE_MANIFEST))
+    signature, sbom = made
+    tag = f"sha256-{image.digest.encoded}.sig"
+    layout.update_index(lambda current: [*current, signature.with_annotations({REF_NAME: tag}), sbom])
+    return str(image.digest), str(signature.digest), str(sbom.digest)
+
+
+def test_referrers_come_along_only_when_asked(registry: Registry, tmp_path: Path) -> None:
+    image, signature, sbom = signed_layout(tmp_path / "signed")
+    sig_tag = f"sha256-{image.split(':')[1]}.sig"
+    bare = copy(f"oci:{tmp_path / 'signed'}:1.0", f"oci:{tmp_path / 'bare'}:1.0")
+    assert str(bare.digest) == image and {e["digest"] for e in entries(tmp_path / "bare")} == {image}
+    # layout to layout: the tagged signature under its tag, the SBOM as an untagged entry
+    result = copy(f"oci:{tmp_path / 'signed'}:1.0", f"oci:{tmp_path / 'with'}:1.0", referrers=True)
+    assert str(result.digest) == image
+    entries = {e["digest"]: e.get("annotations", {}) for e in entries(tmp_path / "with")}
+    assert entries[signature] == {"org.opencontainers.image.ref.name": sig_tag} and entries[sbom] == {}
+    validate_layout(tmp_path / "with")
+    # to a registry: both, the SBOM by digest
+    pushed = run_pyoci("copy", "--referrers", f"oci:{tmp_path / 'signed'}:1.0", f"docker://{registry.host}/signed:1.0")
+    assert pushed.stdout.decode().strip() == image
+    assert json.loads(skopeo_raw(f"docker://{registry.host}/signed:{sig_tag}"))["subject"]["digest"] == image
+    assert json.loads(skopeo_raw(f"docker://{registry.host}/signed@{sbom}"))["subject"]["digest"] == image
+    # back from the registry (distribution 2.8 has no referrers API): the tag schema brings the signature
+    back = copy(f"docker://{registry.host}/signed:1.0", f"oci:{tmp_path / 'back'}:1.0", referrers=True, options=FAST)
+    assert {e["digest"] for e in entries(tmp_path / "back")} == {image, signature}
+    assert back.stats.manifests == 2
+    with pytest.raises(FormatError, match="drop --referrers"):
+        copy(f"oci:{tmp_path / 'signed'}:1.0", f"docker-archive:{tmp_path / 'x.tar'}", referrers=True)
+

@@ -22,6 +22,9 @@ from pyoci.transcode import LayerOptions
     metavar="OS/ARCH[/VARIANT]",
     help="Copy only this platform (repeatable; one gives a single-manifest image).",
 )
+@click.option(
+    "--referrers", is_flag=True, help="Copy the signatures, SBOMs and attestations that refer to the image too."
+)
 @registry_options
 @click.option("--digestfile", type=click.Path(dir_okay=False), help="Write the digest written to this file.")
 @layer_options
@@ -32,6 +35,7 @@ def copy_command(
     destination: str,
     all_platforms: bool,
     platforms: tuple[str, ...],
+    referrers: bool,
     registry: RegistryOptions,
     digestfile: str | None,
     options: LayerOptions,
@@ -53,6 +57,7 @@ def copy_command(
         all_platforms=all_platforms,
         options=registry,
         layer_options=options,
+        referrers=referrers,
         progress=make_progress(quiet),
     )
     emit_digest(result.digest, result, as_json, digestfile)

@@ -15,7 +15,11 @@ Sources: ``docker://``, ``oci:``, ``oci-archive:``, ``docker-archive:`` (file or
 * between two repositories of one registry, blobs are mounted, not sent; what the destination
   holds is skipped (see :mod:`pyoci.targets.copy`);
 * the destination tag is the one given, else the source's tag, else ``latest``; a digest
-  destination (``docker://HOST/REPO@DIGEST``) must be the image's digest.
+  destination (``docker://HOST/REPO@DIGEST``) must be the image's digest;
+* with ``referrers``, the manifests that refer to what was copied (``subject``: signatures, SBOMs,
+  attestations; found by the referrers API or the referrers tag schema, see
+  :mod:`pyoci.targets.referrers`) come along, and theirs in turn, each under its tag if it has one
+  (in a layout, untagged ones get an untagged index.json entry); without it they are left alone.
 
 On any error nothing is left half-written: layouts stage until the end, files are written whole
 at the end, registries and static trees get the root manifest (the tag) last.
@@ -51,6 +55,8 @@ from pyoci.sources import open_source
 from pyoci.targets import Source, Target
 from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import CopyStats, copy_image
+from pyoci.targets.layout import LayoutTarget
+from pyoci.targets.referrers import Referrers
 from pyoci.targets.registry import RegistrySource, RegistryTarget
 from pyoci.targets.session import Destinations
 from pyoci.transcode import LayerOptions
@@ -163,6 +169,7 @@ def copy(
     all_platforms: bool = False,
     options: RegistryOptions | None = None,
     layer_options: LayerOptions | None = None,
+    referrers: bool = False,
     progress: Progress | None = None,
 ) -> CopyResult:
     """Copy an image from any source to any destination (see the module docstring for the rules).
@@ -177,10 +184,11 @@ def copy(
             takes the host's platform of a multi-platform source unless told otherwise).
         options: how to reach registries (TLS, credentials, retries).
         layer_options: layer compression for a docker-archive source.
+        referrers: copy the referrers of what is copied too (not into a docker-archive).
         progress: receives per-blob byte counts.
 
     Returns:
-        The digest written and what was sent, mounted and skipped.
+        The digest written and what was sent, mounted and skipped (referrers included).
 
     Raises:
         FormatError: a malformed reference, a transport the role does not take, a platform the
@@ -194,6 +202,8 @@ def copy(
     if wanted and all_platforms:
         raise FormatError("copy: --all and --platform exclude each other")
     dest = _destination(destination)
+    if referrers and isinstance(dest, ArchiveReference):
+        raise FormatError(f"{dest}: a docker-archive holds images, not their referrers; drop --referrers")
     src_ref = parse(source)
     with (
         Destinations(options) as session,
@@ -231,8 +241,38 @@ def copy(
                 src, root, chosen, target, tag, docker_archive, mount_from, progress, session.options.jobs
             )
             copied = tuple(image.platform for image in chosen)
+        if referrers:
+            subjects = [written.digest, *(image.descriptor.digest for image in chosen or ())]
+            stats.add(_copy_referrers(src, subjects, target, mount_from, progress, session.options.jobs))
     text = f"{dest}" if not isinstance(dest, ImageName) else dest.uri
     return CopyResult(str(source), text, written.digest, written.media_type, written.size, copied, stats)
+
+
+def _copy_referrers(
+    source: Source,
+    subjects: list[Digest],
+    target: Target,
+    mount_from: list[str],
+    progress: Progress | None,
+    jobs: int,
+) -> CopyStats:
+    """Copy the referrers of ``subjects`` (and of every manifest they hold), and theirs in turn."""
+    if not isinstance(source, Referrers):
+        raise FormatError(f"{source.name}: cannot list the referrers of an image")
+    stats = CopyStats()
+    pending = list(subjects)
+    seen = set(subjects)
+    while pending:
+        subject = pending.pop(0)
+        for descriptor, tag in source.referrers(subject):
+            if descriptor.digest in seen:
+                continue
+            seen.add(descriptor.digest)
+            stats.add(copy_image(source, descriptor, target, tag, mount_from=mount_from, progress=progress, jobs=jobs))
+            if tag is None and isinstance(target, LayoutTarget):
+                target.add_untagged(descriptor)
+            pending.append(descriptor.digest)
+    return stats
 
 
 def _platforms_of(source: Source, root: Descriptor) -> list[PlatformImage]:

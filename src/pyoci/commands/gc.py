@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +69,7 @@ from pyoci.reference import (
     parse,
 )
 from pyoci.targets.client import RegistryClient, RegistryOptions
+from pyoci.targets.referrers import referrer_subject
 from pyoci.targets.registry import RegistrySource
 from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree
 
@@ -79,7 +79,6 @@ TAG = "tag"
 MANIFEST = "manifest"
 INDEX = "index"
 LISTING = "listing"
-_REFERRERS_TAG = re.compile(r"(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})(?:\..*)?")
 """distribution-spec ``spec.md`` "Referrers Tag Schema" (``<alg>-<ref>``), and cosign's ``.sig``/``.att`` tags."""
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -449,7 +448,7 @@ def _retain(
     Raises:
         PyociError: a tag's or kept image's documents cannot be read whole.
     """
-    referrer_tags = {tag for tag in descriptors if _referrer_subject(tag) is not None}
+    referrer_tags = {tag for tag in descriptors if referrer_subject(tag) is not None}
     if not keep and keep_last is None:
         kept = set(descriptors)
     else:
@@ -460,7 +459,7 @@ def _retain(
     reach = _reach(reader, [descriptors[tag] for tag in sorted(kept)])
     while True:
         more = [d for digest, (d, subject) in referrers.items() if subject in reach and digest not in reach]
-        tags = [tag for tag in sorted(referrer_tags - kept) if _referrer_subject(tag) in reach]
+        tags = [tag for tag in sorted(referrer_tags - kept) if referrer_subject(tag) in reach]
         if not more and not tags:
             return kept, reach
         kept.update(tags)
@@ -593,12 +592,6 @@ def _remove_repository(tree: StaticTree, repo: StaticRepository) -> None:
     while directory != tree.v2 and directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
         directory = directory.parent
-
-
-def _referrer_subject(tag: str) -> Digest | None:
-    """The digest a referrers-schema tag names (``sha256-HEX[.suffix]``), or None for another tag."""
-    match = _REFERRERS_TAG.fullmatch(tag)
-    return Digest(match.group(1), match.group(2)) if match is not None else None
 
 
 def _gc_registry(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from pyoci import mediatype, walk
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, TagError
@@ -24,6 +25,7 @@ from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
 from pyoci.streams import Readable, VerifyingReader
 from pyoci.targets import BlobSource
+from pyoci.targets.referrers import referrer_subject
 
 _CHUNK = 1 << 20
 SOURCE_ONLY_ANNOTATIONS = (REF_NAME, CONTAINERD_IMAGE_NAME)
@@ -85,6 +87,24 @@ class LayoutSource:
     def read_document(self, descriptor: Descriptor) -> bytes:
         """The verified bytes of a small blob (see :meth:`ImageLayout.read_blob`)."""
         return self.layout.read_blob(descriptor)
+
+    def referrers(self, subject: Digest) -> list[tuple[Descriptor, str | None]]:
+        """index.json entries that refer to ``subject``: by their document's ``subject``, or by a referrers-schema tag.
+
+        Raises:
+            LayoutError: index.json or an entry's document cannot be read.
+        """
+        found: dict[Digest, tuple[Descriptor, str | None]] = {}
+        for entry in self.layout.read_index().manifests:
+            bare = dataclasses.replace(entry, annotations={})
+            tag = entry.ref_name
+            if tag is not None and referrer_subject(tag) == subject:
+                found[entry.digest] = (bare, tag)
+            elif entry.digest not in found and entry.media_type in mediatype.MANIFEST_TYPES | mediatype.INDEX_TYPES:
+                document = walk.read_node(self.layout, entry).document
+                if document is not None and document.subject is not None and document.subject.digest == subject:
+                    found[entry.digest] = (bare, None)
+        return list(found.values())
 
     def open_blob(self, descriptor: Descriptor) -> AbstractContextManager[Readable]:
         """A verifying reader over the blob (see :meth:`ImageLayout.blob_file`)."""
@@ -204,6 +224,18 @@ class LayoutTarget:
             annotations = {k: v for k, v in descriptor.annotations.items() if k not in SOURCE_ONLY_ANNOTATIONS}
             entry = dataclasses.replace(descriptor, annotations={**annotations, REF_NAME: tag})
             self.layout.update_index(lambda current: [d for d in current if d.ref_name != tag] + [entry])
+
+    def add_untagged(self, descriptor: Descriptor) -> None:
+        """Commit what is staged and list ``descriptor`` in index.json without a tag, once.
+
+        For referrers (signatures, SBOMs) copied without a tag: an untagged index.json entry keeps
+        them reachable, as image-spec ``image-layout.md`` allows and oras and regclient write them.
+        """
+        self.commit()
+        bare = dataclasses.replace(descriptor, annotations={}, platform=None)
+        self.layout.update_index(
+            lambda current: current if bare.digest in {d.digest for d in current} else [*current, bare]
+        )
 
     def commit(self) -> None:
         """Rename every staged blob into place (all before index.json changes), then sync the directory."""

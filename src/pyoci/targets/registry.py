@@ -30,6 +30,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import AuthError, BlobNotFoundError, DigestMismatchError, RegistryError
 from pyoci.jsonio import load_json
+from pyoci.manifest import Index
 from pyoci.progress import Progress
 from pyoci.reference import ImageName
 from pyoci.streams import Readable, ReaderBase, VerifyingReader
@@ -37,6 +38,7 @@ from pyoci.targets import BlobSource
 from pyoci.targets.auth import repository_scope
 from pyoci.targets.client import Answer, RegistryClient
 from pyoci.targets.http import MAX_ERROR_BODY, RETRY_STATUSES, Transient, read_bounded, retry_after
+from pyoci.targets.referrers import referrer_subject
 
 READ_SIZE = 1 << 20
 """Bytes read from a source (and sent) at a time."""
@@ -319,6 +321,36 @@ class RegistrySource:
         descriptor = Descriptor(media_type, expected or digest, len(answer.body))
         self._documents[descriptor.digest] = answer.body
         return descriptor, answer.body
+
+    def referrers(self, subject: Digest) -> list[tuple[Descriptor, str | None]]:
+        """The referrers of ``subject``, from the referrers API and the referrers-schema tags.
+
+        The API (``GET /v2/<name>/referrers/<digest>``) is asked where the registry has it; the tags
+        (``sha256-HEX``, cosign's ``.sig``, ``.att``) are looked at in any case.
+
+        Raises:
+            RegistryError: access is denied, or an answer is not what the API promises.
+        """
+        found: dict[Digest, tuple[Descriptor, str | None]] = {}
+        answer = self.client.request(
+            "GET",
+            self._path("referrers", str(subject)),
+            scopes=self._scope,
+            headers={"Accept": mediatype.IMAGE_INDEX},
+            limit=MAX_MANIFEST_SIZE,
+            strict=True,
+            what=f"GET referrers {subject}",
+        )
+        if answer.status == 200:
+            index = Index.parse(answer.body, f"{self.name}: referrers of {subject}")
+            found = {d.digest: (d, None) for d in index.manifests}
+        elif answer.status not in (400, 404, 405):
+            raise self.client.error(answer, f"{self.repository}: GET referrers {subject}")
+        for tag in self.tags():
+            if referrer_subject(tag) == subject:
+                descriptor, _ = self.fetch_manifest(tag)
+                found[descriptor.digest] = (descriptor, tag)
+        return list(found.values())
 
     def tags(self) -> list[str]:
         """``GET /v2/<name>/tags/list``: every tag, in the registry's order.

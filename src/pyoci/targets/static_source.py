@@ -7,10 +7,12 @@ descriptor when it is read, as a pull from the tree's web host would be.
 
 from __future__ import annotations
 
+from pyoci import walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import DigestMismatchError, FormatError, RegistryError, TagError
+from pyoci.errors import DigestMismatchError, FormatError, PyociError, RegistryError, TagError
 from pyoci.reference import StaticReference
+from pyoci.targets.referrers import referrer_subject
 from pyoci.targets.static import StaticRepository, StaticTree, read_small
 
 
@@ -56,3 +58,27 @@ class StaticSource(StaticRepository):
                 f"{file.path}: the bytes do not match the digest", expected=str(self.ref.digest), actual=str(digest)
             )
         return [(Descriptor(file.media_type, self.ref.digest or digest, len(raw)), tag)]
+
+    def referrers(self, subject: Digest) -> list[tuple[Descriptor, str | None]]:
+        """Manifests of the repository that refer to ``subject``: by their ``subject``, or by a referrers-schema tag.
+
+        Raises:
+            FormatError: a manifest file of the earlier layout that is not JSON.
+        """
+        found: dict[Digest, tuple[Descriptor, str | None]] = {}
+        for reference, file in sorted(self.manifests().items()):
+            tag = reference if file.is_tag else None
+            if tag is not None and referrer_subject(tag) != subject:
+                continue
+            raw = read_small(file.path)
+            descriptor = Descriptor(file.media_type, Digest.of_bytes(raw), len(raw))
+            if tag is not None:
+                found[descriptor.digest] = (descriptor, tag)
+                continue
+            try:
+                document = walk.read_node(self, descriptor).document
+            except PyociError:
+                continue  # not a readable manifest: not a referrer to copy
+            if document is not None and document.subject is not None and document.subject.digest == subject:
+                found.setdefault(descriptor.digest, (descriptor, None))
+        return list(found.values())
