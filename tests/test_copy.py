@@ -276,8 +276,8 @@ def test_referrers_come_along_only_when_asked(registry: Registry, tmp_path: Path
     # layout to layout: the tagged signature under its tag, the SBOM as an untagged entry
     result = copy(f"oci:{tmp_path / 'signed'}:1.0", f"oci:{tmp_path / 'with'}:1.0", referrers=True)
     assert str(result.digest) == image
-    entries = {e["digest"]: e.get("annotations", {}) for e in entries(tmp_path / "with")}
-    assert entries[signature] == {"org.opencontainers.image.ref.name": sig_tag} and entries[sbom] == {}
+    found = {e["digest"]: e.get("annotations", {}) for e in entries(tmp_path / "with")}
+    assert found[signature] == {"org.opencontainers.image.ref.name": sig_tag} and found[sbom] == {}
     validate_layout(tmp_path / "with")
     # to a registry: both, the SBOM by digest
     pushed = run_pyoci("copy", "--referrers", f"oci:{tmp_path / 'signed'}:1.0", f"docker://{registry.host}/signed:1.0")
