@@ -6,6 +6,8 @@ No codec is imported here: this module is a value module that every layer can us
 from __future__ import annotations
 
 import enum
+import os
+from dataclasses import dataclass
 
 from pyoci.errors import FormatError
 
@@ -90,3 +92,41 @@ def layer_media_type(compression: Compression) -> str:
 def layer_compression(media_type: str) -> Compression | None:
     """Return the compression a layer media type declares, or None for a non-layer type."""
     return _COMPRESSION_BY_LAYER.get(media_type)
+
+
+def default_threads() -> int:
+    """The number of CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """How layers are written.
+
+    Attributes:
+        compression: output codec; default gzip.
+        level: codec level on its own scale (gzip 1-12, zstd 1-19); None for the default.
+        threads: codec worker threads; 0 (the default) for all cores; the bytes do not depend on it.
+        recompress: re-compress a layer that already arrives in the output codec.
+    """
+
+    compression: Compression = Compression.GZIP
+    level: int | None = None
+    threads: int = 0
+    recompress: bool = False
+
+    def __post_init__(self) -> None:
+        check_level(self.compression, self.level)
+        if self.threads < 0:
+            raise FormatError(f"--threads {self.threads}: expected 0 (all cores) or more")
+        if self.threads == 0:
+            object.__setattr__(self, "threads", default_threads())
+
+    def keeps(self, input_compression: Compression) -> bool:
+        """True when a layer arriving with ``input_compression`` is copied byte for byte."""
+        return (
+            input_compression is self.compression
+            and input_compression is not Compression.NONE
+            and self.level is None
+            and not self.recompress
+        )

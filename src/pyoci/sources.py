@@ -31,15 +31,14 @@ from pyoci.archive.plan import import_archive
 from pyoci.fsutil import temp_name
 from pyoci.layout.ociarchive import extract_layout_tar
 from pyoci.layout.store import ImageLayout
+from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
 from pyoci.targets import Source
-from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutSource
-from pyoci.targets.registry import RegistrySource
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.session import Destinations
 from pyoci.targets.static_source import StaticSource
-from pyoci.transcode import LayerOptions
 
 LOCAL_SOURCES = ("oci", "oci-archive", "docker-archive")
 """The transports read from this machine's files."""
@@ -99,6 +98,11 @@ def open_source(
     """
     ref = expect(parse(reference), transports, what)
     if isinstance(ref, ImageName):
+        from pyoci.targets.client import (
+            RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
+        )
+        from pyoci.targets.registry import RegistrySource
+
         if session is not None:
             yield RegistrySource(session.client(ref.domain), ref)
             return

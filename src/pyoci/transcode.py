@@ -11,57 +11,18 @@ blocks in flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatev
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyoci import compression, mediatype, tarstream
 from pyoci.digest import Digest, Digester
-from pyoci.errors import ArchiveError, FormatError
-from pyoci.mediatype import Compression
+from pyoci.errors import ArchiveError
+from pyoci.mediatype import Compression, LayerOptions
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import BlobSink, CountingReader, Readable, ReaderBase, TeeReader, read_exactly_head
 
 CHUNK_SIZE = 1 << 20
 """Bytes read from the input per step."""
-
-
-def default_threads() -> int:
-    """The number of CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) or 1
-
-
-@dataclass(frozen=True)
-class LayerOptions:
-    """How layers are written.
-
-    Attributes:
-        compression: output codec; default gzip.
-        level: codec level on its own scale (gzip 1-12, zstd 1-19); None for the default.
-        threads: codec worker threads; 0 (the default) for all cores; the bytes do not depend on it.
-        recompress: re-compress a layer that already arrives in the output codec.
-    """
-
-    compression: Compression = Compression.GZIP
-    level: int | None = None
-    threads: int = 0
-    recompress: bool = False
-
-    def __post_init__(self) -> None:
-        mediatype.check_level(self.compression, self.level)
-        if self.threads < 0:
-            raise FormatError(f"--threads {self.threads}: expected 0 (all cores) or more")
-        if self.threads == 0:
-            object.__setattr__(self, "threads", default_threads())
-
-    def keeps(self, input_compression: Compression) -> bool:
-        """True when a layer arriving with ``input_compression`` is copied byte for byte."""
-        return (
-            input_compression is self.compression
-            and input_compression is not Compression.NONE
-            and self.level is None
-            and not self.recompress
-        )
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from pyoci.digest import Digest
 from pyoci.errors import ArchiveError, DiffIDMismatchError, FormatError
 from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.manifest import ImageConfig, Index, Manifest
+from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName
-from pyoci.transcode import LayerOptions
 
 DEFAULT_TAG = "latest"
 

@@ -34,10 +34,11 @@ from typing import Any, Generic, TypeVar
 from pyoci import compression
 from pyoci.errors import ArchiveError, FormatError
 from pyoci.jsonio import load_json, value_bound
+from pyoci.mediatype import LayerOptions
 from pyoci.progress import NoProgress, Progress
 from pyoci.streams import BlobSink, PrefixedReader, Readable, read_exactly_head
 from pyoci.tarstream import BLOCK, DIRECTORY, TarMember, TarReader
-from pyoci.transcode import LayerOptions, LayerResult, feed_layer
+from pyoci.transcode import LayerResult, feed_layer
 
 MANIFEST_FILE = "manifest.json"
 IN_FLIGHT = 2

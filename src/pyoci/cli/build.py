@@ -6,9 +6,8 @@ import click
 
 from pyoci.cli.options import emit_digest, layer_options, parse_key_value, registry_options
 from pyoci.cli.progress import make_progress
-from pyoci.commands.build import build, parse_chown, parse_command
-from pyoci.targets.client import RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.mediatype import LayerOptions
+from pyoci.targets.options import RegistryOptions
 
 
 @click.command("build")
@@ -79,6 +78,9 @@ def build_command(
     The --layer files, then one layer of every --add, go on top of --from (default: scratch).
     Prints the digest of the image index (of the manifest for one platform).
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.build import build, parse_chown, parse_command
+
     result = build(
         destination,
         platforms=platforms,

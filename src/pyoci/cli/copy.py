@@ -6,9 +6,8 @@ import click
 
 from pyoci.cli.options import emit_digest, layer_options, registry_options
 from pyoci.cli.progress import make_progress
-from pyoci.commands.copy import copy
-from pyoci.targets.client import RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.mediatype import LayerOptions
+from pyoci.targets.options import RegistryOptions
 
 
 @click.command("copy")
@@ -50,6 +49,9 @@ def copy_command(
     docker-archive:FILE[:NAME:TAG]. A multi-platform image is copied whole unless --platform
     chooses; a docker-archive gets the host's platform by default. Prints the digest written.
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.copy import copy
+
     result = copy(
         source,
         destination,

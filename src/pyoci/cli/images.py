@@ -8,11 +8,8 @@ import click
 
 from pyoci.cli.options import emit_json, layer_options, parse_key_value, registry_options
 from pyoci.cli.progress import make_progress
-from pyoci.commands.gc import gc, untag
-from pyoci.commands.inspect import inspect
-from pyoci.commands.merge import MergeSource, merge, parse_platform_override
-from pyoci.targets.client import RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.mediatype import LayerOptions
+from pyoci.targets.options import RegistryOptions
 
 
 @click.command("merge")
@@ -54,6 +51,9 @@ def merge_command(
     already there are not downloaded: their manifests are read and their blobs mounted. Prints the
     digest of the image index (with --flat, of each platform manifest).
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.merge import MergeSource, merge, parse_platform_override
+
     overrides = dict(parse_platform_override(text, len(sources)) for text in platforms)
     items = [MergeSource(source, overrides.get(i)) for i, source in enumerate(sources)]
     result = merge(
@@ -85,6 +85,9 @@ def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOpt
     static:...). Shows tags, platforms, manifest and config digests, layer count and sizes,
     created and entrypoint; --raw prints the exact manifest or index bytes.
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.inspect import inspect
+
     result = inspect(source, options=registry)
     if raw:
         sys.stdout.buffer.write(result.raw)
@@ -102,6 +105,9 @@ def untag_command(reference: str) -> None:
 
     Blobs stay until 'pyoci gc'. Prints the digest the tag pointed at.
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.gc import untag
+
     result = untag(reference)
     for digest in dict.fromkeys(str(d.digest) for d in result.removed):
         click.echo(digest)
@@ -136,6 +142,9 @@ def gc_command(
     temporary files go too. Prints each path (or REPO@DIGEST) removed with its size in bytes;
     waits while another pyoci process is writing.
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.gc import gc
+
     result = gc(target, keep=keep, keep_last=keep_last, dry_run=dry_run, options=registry)
     if as_json:
         emit_json(result.to_json())

@@ -15,9 +15,8 @@ import click
 
 from pyoci.errors import FormatError
 from pyoci.fsutil import write_atomic
-from pyoci.mediatype import Compression
-from pyoci.targets.client import DEFAULT_CHUNK_SIZE, DEFAULT_JOBS, MAX_RETRIES, RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.mediatype import Compression, LayerOptions
+from pyoci.targets.options import DEFAULT_CHUNK_SIZE, DEFAULT_JOBS, MAX_RETRIES, RegistryOptions
 
 _SIZE = re.compile(r"(\d{1,15})\s*([kmg]?)i?b?", re.IGNORECASE)
 

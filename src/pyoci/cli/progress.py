@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Never
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Never
 
 from pyoci.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class TqdmProgress:
@@ -25,6 +26,8 @@ class TqdmProgress:
 
     def start(self, name: str, total: int) -> None:
         """Open a bar for ``name``."""
+        from tqdm import tqdm  # only when bars are shown: a command in CI (no terminal) never loads it
+
         label = name if len(name) <= 40 else "..." + name[-37:]
         self._bar = tqdm(
             total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, leave=False, file=sys.stderr

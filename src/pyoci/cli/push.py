@@ -6,9 +6,8 @@ import click
 
 from pyoci.cli.options import emit_digest, layer_options, registry_options
 from pyoci.cli.progress import make_progress
-from pyoci.commands.push import push
-from pyoci.targets.client import RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.mediatype import LayerOptions
+from pyoci.targets.options import RegistryOptions
 
 
 @click.command("push")
@@ -39,6 +38,9 @@ def push_command(
     (a file tree for a static web host). Without a tag, the source's tag, else latest.
     Prints the pushed manifest digest.
     """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.push import push
+
     result = push(
         source,
         list(destinations),

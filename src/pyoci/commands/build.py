@@ -59,18 +59,19 @@ from pyoci.errors import FormatError, TagError
 from pyoci.jsonio import dump_json, load_json
 from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.manifest import Index, Manifest
+from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import NoProgress, Progress
 from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
 from pyoci.sources import ALL_SOURCES, open_source, staging_directory
 from pyoci.streams import Readable
 from pyoci.targets import BlobSource, Source, Target
-from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import LayoutSource, LayoutTarget
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.session import Destinations
 from pyoci.tarwrite import DIRECTORY, Stamp, TarEntry, TarStream, check_name, parent_entries, tree_entries
-from pyoci.transcode import LayerOptions, transcode_layer
+from pyoci.transcode import transcode_layer
 from pyoci.walk import PlatformImage, platform_images
 
 DESTINATIONS = ("oci", "oci-archive", "docker", "static", "docker-archive")

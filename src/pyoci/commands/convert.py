@@ -33,6 +33,7 @@ from pyoci.archive.plan import ConvertedImage, import_archive
 from pyoci.errors import FormatError
 from pyoci.layout.ociarchive import write_tree_tar
 from pyoci.layout.store import ImageLayout, writing
+from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, check_layout_tag, expect, parse
@@ -40,7 +41,6 @@ from pyoci.sources import staging_directory
 from pyoci.targets.archive_files import output_file
 from pyoci.targets.copy import copy_image
 from pyoci.targets.layout import LayoutSource, layout_target
-from pyoci.transcode import LayerOptions
 
 
 @dataclass(frozen=True)

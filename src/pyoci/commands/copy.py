@@ -39,6 +39,7 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.jsonio import load_json
 from pyoci.manifest import Index
+from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import (
@@ -53,13 +54,11 @@ from pyoci.reference import (
 )
 from pyoci.sources import open_source
 from pyoci.targets import Source, Target
-from pyoci.targets.client import RegistryOptions
-from pyoci.targets.copy import CopyStats, copy_image
+from pyoci.targets.copy import CopyStats, copy_image, mount_sources
 from pyoci.targets.layout import LayoutTarget
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.referrers import Referrers
-from pyoci.targets.registry import RegistrySource, RegistryTarget
 from pyoci.targets.session import Destinations
-from pyoci.transcode import LayerOptions
 from pyoci.walk import PlatformImage, platform_images
 
 DESTINATIONS = ("docker", "oci", "oci-archive", "static", "docker-archive")
@@ -229,7 +228,7 @@ def copy(
             dest = ArchiveReference(dest.path, ImageName(src_ref.domain, src_ref.repository, source_tag or DEFAULT_TAG))
         _, target = session.target(dest)
         tag = _tag(dest, source_tag, str(source))
-        mount_from = _mount_sources(src, target)
+        mount_from = mount_sources(src, target)
         if chosen is None:
             stats = copy_image(
                 src, root, target, tag, mount_from=mount_from, progress=progress, jobs=session.options.jobs
@@ -280,13 +279,6 @@ def _platforms_of(source: Source, root: Descriptor) -> list[PlatformImage]:
         return platform_images(source, root)
     except FormatError:
         return []  # an artifact, not an image: copied all the same
-
-
-def _mount_sources(source: Source, target: Target) -> list[str]:
-    if not isinstance(source, RegistrySource) or not isinstance(target, RegistryTarget):
-        return []
-    same_registry = source.client is target.client and source.repository != target.repository
-    return [source.repository] if same_registry else []
 
 
 def _copy_platforms(

@@ -68,9 +68,8 @@ from pyoci.reference import (
     layout_directory,
     parse,
 )
-from pyoci.targets.client import RegistryClient, RegistryOptions
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.referrers import referrer_subject
-from pyoci.targets.registry import RegistrySource
 from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree
 
 BLOB = "blob"
@@ -601,6 +600,11 @@ def _gc_registry(
     if ref.tag is not None or ref.digest is not None:
         raise FormatError(f"{ref.uri}: gc works on a whole repository; drop the tag")
     name = f"docker://{ref.domain}/{ref.repository}"
+    from pyoci.targets.client import (
+        RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
+    )
+    from pyoci.targets.registry import RegistrySource
+
     with RegistryClient(ref.domain, options) as client:
         source = RegistrySource(client, ref)
         tags = sorted(source.tags())

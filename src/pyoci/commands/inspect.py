@@ -31,13 +31,12 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.layout.store import ImageLayout
-from pyoci.mediatype import Compression
+from pyoci.mediatype import Compression, LayerOptions
 from pyoci.platform import Platform
 from pyoci.reference import ArchiveReference, LayoutReference, Reference, expect, parse, transport_of
 from pyoci.sources import ALL_SOURCES, open_source
 from pyoci.streams import HashingSink
-from pyoci.targets.client import RegistryOptions
-from pyoci.transcode import LayerOptions
+from pyoci.targets.options import RegistryOptions
 
 OCI_LAYOUT = "oci-layout"
 DOCKER_ARCHIVE = "docker-archive"

@@ -40,17 +40,16 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, PlatformConflictError, RegistryError, TagError
 from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Index, Manifest
+from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference, expect, layout_directory, parse
 from pyoci.sources import ALL_SOURCES, open_source
-from pyoci.targets import Source, Target
-from pyoci.targets.client import RegistryOptions
-from pyoci.targets.copy import copy_image
+from pyoci.targets import Target
+from pyoci.targets.copy import copy_image, mount_sources
 from pyoci.targets.layout import SOURCE_ONLY_ANNOTATIONS, LayoutTarget, layout_target
-from pyoci.targets.registry import RegistrySource, RegistryTarget
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.session import Destinations
-from pyoci.transcode import LayerOptions
 from pyoci.walk import DocumentReader, PlatformImage, platform_images
 
 
@@ -246,19 +245,12 @@ def _gather(
             images = [image for root, _ in source.roots() for image in platform_images(source, root)]
             if item.platform is not None and len(images) != 1:
                 raise FormatError(f"{where}: holds {len(images)} platform images; --platform applies to one image")
-            mount_from = _mount_sources(source, target)
+            mount_from = mount_sources(source, target)
             for image in images:
                 platform = image.platform if item.platform is None else _override(image, item.platform, where)
                 copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress, jobs=jobs)
                 entries.append(_Entry(_child_descriptor(image, platform), platform, where))
     return entries
-
-
-def _mount_sources(source: Source, target: Target) -> list[str]:
-    if not isinstance(source, RegistrySource) or not isinstance(target, RegistryTarget):
-        return []
-    same_registry = source.client is target.client and source.repository != target.repository
-    return [source.repository] if same_registry else []
 
 
 def _destination(destination: Reference | str) -> LayoutReference | ImageName | StaticReference:

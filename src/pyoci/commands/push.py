@@ -19,13 +19,13 @@ from typing import Any
 from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, TagError
+from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import ImageName, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.sources import open_source
-from pyoci.targets.client import RegistryOptions
 from pyoci.targets.copy import CopyStats, copy_image
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.session import Destinations
-from pyoci.transcode import LayerOptions
 
 log = logging.getLogger("pyoci.push")
 

@@ -123,3 +123,11 @@ class Mount(Protocol):
     def mount_blob(self, descriptor: Descriptor, from_repository: str) -> bool:
         """Make the blob held by ``from_repository`` appear here; False when that is not possible."""
         ...
+
+
+@runtime_checkable
+class RegistryRepository(Protocol):
+    """A source or target that is one repository of a registry, reached through ``client``."""
+
+    client: object
+    repository: str

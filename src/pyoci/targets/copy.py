@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pyoci.descriptor import Descriptor
 from pyoci.errors import FormatError
 from pyoci.progress import NoProgress, Progress
-from pyoci.targets import BlobSource, Mount, Target
-from pyoci.targets.client import DEFAULT_JOBS
+from pyoci.targets import BlobSource, Mount, RegistryRepository, Target
+from pyoci.targets.options import DEFAULT_JOBS
 from pyoci.walk import INDEX, MANIFEST, UNKNOWN, Node, kind_of, walk
 
 log = logging.getLogger("pyoci.copy")
@@ -58,6 +58,18 @@ class CopyStats:
         """Add ``other``'s counts to these."""
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
+
+
+def mount_sources(source: BlobSource, target: Target) -> list[str]:
+    """Where ``target`` may mount the source's blobs from: the source's repository, when both are on one registry.
+
+    "One registry" is one client of the command's :class:`~pyoci.targets.session.Destinations`
+    (distribution-spec ``spec.md`` "Mounting a blob from another repository").
+    """
+    if not isinstance(source, RegistryRepository) or not isinstance(target, RegistryRepository):
+        return []
+    same_registry = source.client is target.client and source.repository != target.repository
+    return [source.repository] if same_registry else []
 
 
 def copy_blob(

@@ -11,15 +11,18 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from pyoci.errors import FormatError
 from pyoci.reference import STDIN, ArchiveReference, ImageName, LayoutReference, Reference, StaticReference
 from pyoci.targets import Target
 from pyoci.targets.archive_files import DockerArchiveTarget, OciArchiveTarget, output_file, staging_beside
-from pyoci.targets.client import RegistryClient, RegistryOptions
 from pyoci.targets.layout import LayoutTarget, layout_target
-from pyoci.targets.registry import RegistryTarget
+from pyoci.targets.options import RegistryOptions
 from pyoci.targets.static import StaticTree, tree_writer
+
+if TYPE_CHECKING:
+    from pyoci.targets.client import RegistryClient
 
 
 class Destinations:
@@ -54,6 +57,10 @@ class Destinations:
 
     def client(self, domain: str) -> RegistryClient:
         """The client of the registry ``domain`` (opened on first use)."""
+        from pyoci.targets.client import (
+            RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
+        )
+
         if domain not in self.clients:
             self.clients[domain] = self._stack.enter_context(RegistryClient(domain, self.options))
         return self.clients[domain]
@@ -72,6 +79,10 @@ class Destinations:
                 self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
+            from pyoci.targets.registry import (
+                RegistryTarget,  # the registry client (httpx, TLS) is loaded only when a registry is used
+            )
+
             return f"docker://{ref.domain}", RegistryTarget(self.client(ref.domain), ref.repository)
         if isinstance(ref, LayoutReference) and not ref.archive:
             root = Path(ref.path).absolute()

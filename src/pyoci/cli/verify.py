@@ -1,0 +1,40 @@
+"""``pyoci verify``: the click command over :func:`pyoci.verify` (imported when the command runs)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pyoci.cli.options import emit_json
+
+
+@click.command("verify")
+@click.argument("layout")
+@click.option(
+    "--schemas", type=click.Path(file_okay=False), help="Directory of the OCI JSON schemas to validate against."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
+def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
+    """Check everything reachable from a layout's index.json (LAYOUT or oci:LAYOUT[:TAG]) or a static tree.
+
+    A static tree (static:DIR[:REPO[:TAG]]): every tag and manifest it serves, its listings, its
+    content types. Reports every problem found; exits 1 when there is any.
+    """
+    # imported here, not at the top: `pyoci --help` and the other commands start without it
+    from pyoci.commands.verify import verify
+
+    report = verify(layout, schemas_dir=schemas)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        for problem in report.problems:
+            click.echo(f"problem: {problem}")
+        click.echo(
+            f"{report.layout}: {report.blobs_checked} blobs checked, {len(report.problems)} problems",
+            err=True,
+        )
+    if report.problems:
+        sys.exit(1)
