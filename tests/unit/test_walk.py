@@ -11,6 +11,7 @@ from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import BlobNotFoundError, FormatError, PyociError
 from pyoci.jsonio import dump_json
+from pyoci.manifest import Manifest
 
 
 class MemoryReader:
@@ -178,3 +179,18 @@ def test_annotations_must_be_strings() -> None:
     bad = reader.index([reader.manifest()], annotations=5)
     with pytest.raises(FormatError, match="'annotations' must map strings to strings"):
         list(walk.walk(reader, [bad]))
+
+
+def test_progress_labels_name_platform_and_layer() -> None:
+    from pyoci.platform import Platform
+    from pyoci.targets.copy import blob_labels
+
+    reader = MemoryReader()
+    manifest = reader.manifest(layers=2, tag="arm")
+    entry = Descriptor(manifest.media_type, manifest.digest, manifest.size, platform=Platform("linux", "arm64"))
+    nodes = list(walk.walk(reader, [reader.index([entry])]))
+    document = next(n.document for n in nodes if n.kind == walk.MANIFEST)
+    labels = blob_labels(nodes)
+    assert isinstance(document, Manifest)
+    assert labels[document.config.digest] == "linux/arm64 config"
+    assert [labels[layer.digest] for layer in document.layers] == ["linux/arm64 layer 1/2", "linux/arm64 layer 2/2"]

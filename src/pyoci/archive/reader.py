@@ -148,6 +148,7 @@ class ScannedArchive(Generic[S]):
         options: layer output options.
         links: member path -> target member path (symlinks resolved against their directory).
         directories: member paths of directories (for messages).
+        labels: progress labels of layer members (``layer 2/3``), once ``manifest.json`` has been read.
         kept: bytes charged to :data:`MEMORY_BUDGET` so far.
     """
 
@@ -162,6 +163,7 @@ class ScannedArchive(Generic[S]):
         default_factory=lambda: ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="pyoci-layer")
     )
     in_flight: deque[Future[LayerResult]] = field(default_factory=deque)
+    labels: dict[str, str] | None = None
     kept: int = 0
 
     def charge(self, cost: int) -> None:
@@ -250,6 +252,24 @@ class ScannedArchive(Generic[S]):
             self.staged[member] = staged
         return staged
 
+    def layer_label(self, member: str) -> str:
+        """A progress label for a layer member: ``layer 2/3`` of its image when ``manifest.json`` came first.
+
+        Docker and Nix write ``manifest.json`` last, so a label made while the archive streams may
+        only name the member: ``layer`` and the first 12 characters of its file name.
+        """
+        if self.labels is None and MANIFEST_FILE in self.documents:
+            self.labels = {}
+            try:
+                for image in self.images():
+                    layers = [normalize_member(layer, self.name) for layer in image.layers]
+                    for position, layer in enumerate(layers, 1):
+                        self.labels.setdefault(layer, f"layer {position}/{len(layers)}")
+            except ArchiveError:
+                pass  # reported when the images are asked for; a label is no place for it
+        known = self.labels.get(member) if self.labels is not None else None
+        return known or f"layer {posixpath.basename(posixpath.dirname(member)) or member}"[:18]
+
     def images(self) -> list[ArchiveImage]:
         """Parse ``manifest.json``.
 
@@ -300,7 +320,7 @@ def _stage(
     progress = progress or NoProgress()
     archive.charge(_STAGED_COST + len(member))
     writer = archive.new_sink(size)
-    progress.start(member, size)
+    progress.start(archive.layer_label(member), size)
     try:
         complete = feed_layer(source, writer, archive.options, f"{archive.name}: {member}", progress, size)
     finally:

@@ -71,7 +71,7 @@ def build_command(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Build an image for one or more platforms from files, reproducibly, and write it to DESTINATION.
+    """Build a multi-platform image from files (static binaries), reproducibly.
 
     DESTINATION is oci:DIR[:TAG] (or a directory), oci-archive:FILE[:TAG], docker://HOST/REPO[:TAG],
     static:DIR:REPO[:TAG] (tag 'latest' when absent) or, for one platform, docker-archive:FILE[:NAME:TAG].

@@ -79,7 +79,7 @@ def merge_command(
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
 @registry_options
 def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOptions) -> None:
-    """Summarise a layout, one of its images (oci:DIR:TAG), a docker-archive or a registry image.
+    """Summarise an image: in a layout, a docker-archive, a registry or a static tree.
 
     SOURCE is any source pyoci reads (docker://..., oci:..., oci-archive:..., docker-archive:...,
     static:...). Shows tags, platforms, manifest and config digests, layer count and sizes,
@@ -133,7 +133,7 @@ def untag_command(reference: str) -> None:
 def gc_command(
     target: str, keep: tuple[str, ...], keep_last: int | None, dry_run: bool, as_json: bool, registry: RegistryOptions
 ) -> None:
-    """Remove what nothing kept uses from a layout, a static tree or a registry repository.
+    """Remove what no kept tag uses from a layout, a static tree or a registry.
 
     A layout (LAYOUT or oci:LAYOUT) keeps what index.json reaches. A static tree (static:DIR) and a
     registry repository (docker://HOST/REPO) keep the tags --keep and --keep-last select (every tag

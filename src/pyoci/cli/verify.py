@@ -16,9 +16,10 @@ from pyoci.cli.options import emit_json
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
 def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
-    """Check everything reachable from a layout's index.json (LAYOUT or oci:LAYOUT[:TAG]) or a static tree.
+    """Check a layout or a static tree and report every problem.
 
-    A static tree (static:DIR[:REPO[:TAG]]): every tag and manifest it serves, its listings, its
+    A layout (LAYOUT, LAYOUT:TAG or oci:LAYOUT[:TAG]): everything reachable from index.json. A
+    static tree (static:DIR[:REPO[:TAG]]): every tag and manifest it serves, its listings, its
     content types. Reports every problem found; exits 1 when there is any.
     """
     # imported here, not at the top: `pyoci --help` and the other commands start without it

@@ -21,7 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from pyoci.descriptor import Descriptor
+from pyoci.digest import Digest
 from pyoci.errors import FormatError
+from pyoci.manifest import Manifest
 from pyoci.progress import NoProgress, Progress
 from pyoci.targets import BlobSource, Mount, RegistryRepository, Target
 from pyoci.targets.options import DEFAULT_JOBS
@@ -105,6 +107,39 @@ def copy_blob(
     return "uploaded"
 
 
+class _Labelled:
+    """A :class:`Progress` that names its blob (``linux/arm64 layer 2/3``) instead of what the target calls it."""
+
+    def __init__(self, inner: Progress, label: str) -> None:
+        self._inner = inner
+        self._label = label
+
+    def start(self, name: str, total: int) -> None:
+        self._inner.start(self._label, total)
+
+    def advance(self, count: int) -> None:
+        self._inner.advance(count)
+
+    def finish(self) -> None:
+        self._inner.finish()
+
+    def fork(self) -> Progress:
+        return _Labelled(self._inner.fork(), self._label)
+
+
+def blob_labels(nodes: Sequence[Node]) -> dict[Digest, str]:
+    """A progress label for each config and layer of the manifests among ``nodes``: platform, role, position."""
+    labels: dict[Digest, str] = {}
+    for node in nodes:
+        if isinstance(node.document, Manifest):
+            platform = f"{node.descriptor.platform} " if node.descriptor.platform is not None else ""
+            labels.setdefault(node.document.config.digest, f"{platform}config")
+            count = len(node.document.layers)
+            for position, layer in enumerate(node.document.layers, 1):
+                labels.setdefault(layer.digest, f"{platform}layer {position}/{count}")
+    return labels
+
+
 def copy_blobs(
     source: BlobSource,
     nodes: Sequence[Node],
@@ -114,8 +149,11 @@ def copy_blobs(
     mount_from: Sequence[str] = (),
     progress: Progress | None = None,
     jobs: int = DEFAULT_JOBS,
+    labelled: Sequence[Node] = (),
 ) -> None:
     """Copy blob ``nodes``, ``jobs`` at a time; the counts go to ``stats``.
+
+    ``labelled``: nodes whose manifests name the blobs for progress bars (see :func:`blob_labels`).
 
     The first failure is raised once the transfers already running have ended; the ones not
     started are not started.
@@ -124,9 +162,12 @@ def copy_blobs(
         DigestMismatchError, PyociError: as :func:`copy_blob`.
     """
     progress = progress or NoProgress()
+    labels = blob_labels(labelled) if labelled else {}
 
     def one(node: Node) -> tuple[Node, str]:
-        return node, copy_blob(source, node, target, mount_from, progress.fork() if jobs > 1 else progress)
+        shown = progress.fork() if jobs > 1 else progress
+        label = labels.get(node.digest)
+        return node, copy_blob(source, node, target, mount_from, _Labelled(shown, label) if label else shown)
 
     if jobs <= 1 or len(nodes) <= 1:
         outcomes = [one(node) for node in nodes]
@@ -193,7 +234,9 @@ def copy_image(
         nodes = [node for node in walk(source, [root], children_first=True, enter=absent) if node.digest != root.digest]
         stats.manifests_skipped += sum(1 for node in nodes if node.kind in (INDEX, MANIFEST) and node.raw is None)
         blobs = [node for node in nodes if node.raw is None and node.kind not in (INDEX, MANIFEST)]
-        copy_blobs(source, blobs, target, stats, mount_from=mount_from, progress=progress, jobs=jobs)
+        copy_blobs(
+            source, blobs, target, stats, mount_from=mount_from, progress=progress, jobs=jobs, labelled=nodes
+        )
         for node in nodes:
             if node.raw is not None:
                 target.put_manifest(node.descriptor, node.raw, None)
