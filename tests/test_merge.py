@@ -213,7 +213,11 @@ def test_fifth_platform_keeps_the_other_four(tmp_path: Path) -> None:
     # without an override the config says linux/arm with no variant
     plain = merge([str(armv6)], f"oci:{tmp_path / 'p'}:x")
     assert plain.manifests[0].platform == Platform("linux", "arm")
+    assert len(plain.warnings) == 1 and "platform linux/arm names no variant" in plain.warnings[0]
+    warned = run_pyoci("merge", str(armv6), f"oci:{tmp_path / 'w'}:x").stderr.decode()
+    assert warned.startswith("pyoci: warning: source 1 (") and warned.count("\n") == 1
     proc = run_pyoci("merge", "--platform", "linux/arm/v6", str(armv6), f"oci:{out}:1.0")
+    assert proc.stderr == b""
     after = document(out, "1.0", IMAGE_INDEX)
     assert proc.stdout.decode().strip() == entry(out, "1.0")["digest"]
     # the fifth platform takes its canonical place (arm variants newest first); the others are kept
@@ -530,3 +534,47 @@ def test_concurrent_appends_give_one_digest_whatever_the_arrival_order(tmp_path:
             assert job.wait(120) == 0, job.stderr.read() if job.stderr else ""
         assert entry(out, "1.0")["digest"] == expected
         validate_layout(out)
+
+
+def test_corrupt_source_layouts_are_refused(tmp_path: Path) -> None:
+    """A manifest whose layers do not match its config's diff_ids is no image to merge; the destination stays."""
+    src = tmp_path / "src"
+    image = convert(str(ARCHIVES[0]), f"oci:{src}:1.0").images[0]
+    manifest = json.loads(blob(src, str(image.manifest.digest)))
+    manifest["layers"] = manifest["layers"][:1]
+    from pyoci.descriptor import REF_NAME
+    from pyoci.jsonio import dump_json
+    from pyoci.layout.store import ImageLayout
+
+    layout = ImageLayout.open(src)
+    short = layout.put_blob(dump_json(manifest), IMAGE_MANIFEST)
+    layout.update_index(lambda current: [*current, short.with_annotations({REF_NAME: "short"})])
+    out = tmp_path / "out"
+    merge([str(ARCHIVES[1])], f"oci:{out}:keep")
+    before = snapshot(out)
+    proc = run_pyoci("merge", f"oci:{src}:short", f"oci:{out}:new", check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1 and "1 layers but the config lists 2 diff_ids" in err, err
+    assert snapshot(out) == before
+
+
+def test_a_manifest_named_by_sha512_is_merged_under_that_name(tmp_path: Path) -> None:
+    from pyoci.descriptor import REF_NAME, Descriptor
+    from pyoci.digest import Digest
+    from pyoci.layout.store import ImageLayout
+    from pyoci.manifest import Index
+
+    src = tmp_path / "src"
+    image = convert(str(ARCHIVES[0]), f"oci:{src}:1.0").images[0].manifest
+    layout = ImageLayout.open(src)
+    raw = layout.read_blob(image)
+    digest = Digest.of_bytes(raw, "sha512")
+    (src / "blobs" / "sha512").mkdir()
+    (src / "blobs" / "sha512" / digest.encoded).write_bytes(raw)
+    index = Index.build([Descriptor(image.media_type, digest, len(raw), platform=image.platform)])
+    top = layout.put_blob(index.raw, IMAGE_INDEX)
+    layout.update_index(lambda current: [*current, top.with_annotations({REF_NAME: "s512"})])
+    result = merge([f"oci:{src}:s512"], f"oci:{tmp_path / 'out'}:1")
+    assert result.manifests[0].digest == digest
+    assert (tmp_path / "out" / "blobs" / "sha512" / digest.encoded).read_bytes() == raw
+    validate_layout(tmp_path / "out")

@@ -259,7 +259,8 @@ def platform_images(reader: DocumentReader, root: Descriptor) -> list[PlatformIm
 
     Raises:
         FormatError: a manifest, index or config does not parse (e.g. an artifact that is not an
-            image), or a root or index entry is neither an image manifest nor an index.
+            image), a manifest's layers are not one per diff_id of its config (image-spec
+            ``config.md`` "rootfs"), or a root or index entry is neither an image manifest nor an index.
         PyociError: from the reader (missing, corrupt or unreachable blob).
     """
     images = []
@@ -273,6 +274,10 @@ def platform_images(reader: DocumentReader, root: Descriptor) -> list[PlatformIm
             continue
         name = f"{reader.name}: manifest {node.digest}"
         config = ImageConfig.parse(reader.read_document(node.document.config), f"{name}: config")
+        if len(config.diff_ids) != len(node.document.layers):
+            raise FormatError(
+                f"{name}: {len(node.document.layers)} layers but the config lists {len(config.diff_ids)} diff_ids"
+            )
         platform = entry_platform(config.platform, node.descriptor.platform)
         images.append(PlatformImage(node.descriptor, node.document, config, platform))
     return images

@@ -66,6 +66,8 @@ def merge_command(
         registry=registry,
         progress=make_progress(quiet),
     )
+    for warning in result.warnings:
+        click.echo(f"pyoci: warning: {warning}", err=True)
     if as_json:
         emit_json(result.to_json())
     else:

@@ -103,9 +103,10 @@ class MergeResult:
         destination: the layout directory, or the registry or static tree repository.
         tag: the tag written; None with ``flat``.
         index: the index.json entry of the image index (with its ref.name); None with ``flat``.
-        manifests: the platform entries (with ``platform``), in order: those that were under the
-            tag (or untagged, with ``flat``) before, then the ones added.
+        manifests: the platform entries (with ``platform``) in canonical order (:func:`canonical_order`):
+            those that were under the tag (or untagged, with ``flat``) before and the ones added.
         added: the digests of the manifests this merge added or replaced.
+        warnings: what the merge accepted but a user should know (an ``arm`` image with no variant).
     """
 
     destination: str
@@ -113,6 +114,7 @@ class MergeResult:
     index: Descriptor | None
     manifests: tuple[Descriptor, ...]
     added: tuple[Digest, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
     @property
     def digests(self) -> tuple[Digest, ...]:
@@ -129,6 +131,7 @@ class MergeResult:
             "index": self.index.to_json() if self.index is not None else None,
             "manifests": [d.to_json() for d in self.manifests],
             "added": [str(d) for d in self.added],
+            "warnings": list(self.warnings),
         }
 
 
@@ -147,15 +150,13 @@ def _override(item: PlatformImage, platform: Platform, where: str) -> Platform:
 
 
 def _child_descriptor(item: PlatformImage, platform: Platform) -> Descriptor:
+    """The index entry of a platform image, with its platform and without the source's tags.
+
+    It is the descriptor that pointed at the manifest: its digest, in its algorithm, was verified
+    when the manifest was read.
+    """
     annotations = {k: v for k, v in item.descriptor.annotations.items() if k not in SOURCE_ONLY_ANNOTATIONS}
-    return dataclasses.replace(
-        item.descriptor,
-        media_type=item.manifest.media_type,
-        digest=item.manifest.digest,
-        size=len(item.manifest.raw),
-        annotations=annotations,
-        platform=platform,
-    )
+    return dataclasses.replace(item.descriptor, annotations=annotations, platform=platform)
 
 
 _ARCH_RANK = {"amd64": 0, "arm64": 1, "arm": 2, "386": 3}
@@ -183,6 +184,16 @@ def canonical_order(platform: Platform | None) -> tuple[int, str, int, str, tupl
         variant,
         norm.os_version,
         norm.os_features,
+    )
+
+
+def _warnings(entries: Sequence[_Entry]) -> tuple[str, ...]:
+    """An ``arm`` image without a variant: runtimes cannot tell ARMv6 from ARMv7 builds by it."""
+    return tuple(
+        f"{e.origin}: platform {e.platform} names no variant (its config has none); give it with"
+        " --platform N=linux/arm/v6 or v7 so that runtimes choose the right image"
+        for e in entries
+        if e.platform is not None and e.platform.architecture == "arm" and not e.platform.variant
     )
 
 
@@ -342,7 +353,9 @@ def merge(
             return _change_tagged(layout, target, current, new, tag, replace, annotations or {}, outcome)
 
         layout.update_index(change)
-    return MergeResult(str(layout.root), tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added))
+    return MergeResult(
+        str(layout.root), tag, outcome.index, tuple(outcome.manifests), tuple(outcome.added), _warnings(new)
+    )
 
 
 def _merge_remote(
@@ -386,7 +399,7 @@ def _merge_remote(
         index = Index.build([e.descriptor for e in combined], {**index_annotations, **annotations})
         descriptor = Descriptor(mediatype.IMAGE_INDEX, index.digest, len(index.raw))
         target.put_manifest(descriptor, index.raw, tag)
-    return MergeResult(where, tag, descriptor, tuple(e.descriptor for e in combined), tuple(added))
+    return MergeResult(where, tag, descriptor, tuple(e.descriptor for e in combined), tuple(added), _warnings(new))
 
 
 @dataclass

@@ -49,14 +49,14 @@ class BlobWriter:
             large streamed blobs. ``write`` may then raise the thread's earlier ``OSError``.
     """
 
-    def __init__(self, layout: ImageLayout, background: bool = False) -> None:
+    def __init__(self, layout: ImageLayout, background: bool = False, algorithm: str = "sha256") -> None:
         self._layout = layout
         self.path = temp_name(layout.root)
         try:
             self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
         except OSError as exc:
             raise self._failed(exc) from exc
-        self._digester = Digester()
+        self._digester = Digester(algorithm)
         self._drain = DrainingWriter(self._file, self._digester) if background else None
         self.closed = False
         self.committed = False
@@ -231,9 +231,12 @@ class ImageLayout:
         """True when the blob file exists (its content is not checked)."""
         return self.blob_path(digest).is_file()
 
-    def new_blob(self, background: bool = False) -> BlobWriter:
-        """Start writing a blob under a temporary name (``background``: see :class:`BlobWriter`)."""
-        return BlobWriter(self, background)
+    def new_blob(self, background: bool = False, algorithm: str = "sha256") -> BlobWriter:
+        """Start writing a blob under a temporary name (``background``: see :class:`BlobWriter`).
+
+        ``algorithm`` (``sha256`` or ``sha512``) is the digest the blob is hashed and named by.
+        """
+        return BlobWriter(self, background, algorithm)
 
     def commit_blobs(self, blobs: Sequence[tuple[BlobWriter, str]]) -> list[Descriptor]:
         """Commit many finished blobs with one filesystem-wide flush instead of one fsync each.

@@ -187,7 +187,7 @@ class LayoutTarget:
         return tmp
 
     def _copy(self, descriptor: Descriptor, source: BlobSource, progress: Progress) -> BlobWriter:
-        writer = self.layout.new_blob()
+        writer = self.layout.new_blob(algorithm=descriptor.digest.algorithm)
         progress.start(f"{descriptor.digest.encoded[:12]}", descriptor.size)
         try:
             with source.open_blob(descriptor) as reader:
@@ -210,7 +210,7 @@ class LayoutTarget:
         the tag before is replaced.
         """
         if not self.has_blob(descriptor):
-            writer = self.layout.new_blob()
+            writer = self.layout.new_blob(algorithm=descriptor.digest.algorithm)
             try:
                 writer.write(raw)
                 if writer.finish() != descriptor.digest:
