@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, need_tool, pull, run_pyoci, validate_layout
+from conftest import FIXTURES, PASSWORD, USER, need_tool, pull, run_pyoci, validate_layout
 from support.fault_proxy import FaultProxy
 from support.layouts import blob, document, entries, entry, snapshot
 from support.registry import Registry, start_registry
+from support.token_issuer import TokenIssuer
 
 from pyoci import RegistryOptions, convert, copy, merge, push
-from pyoci.errors import FormatError, RegistryError
+from pyoci.errors import AuthError, FormatError, RegistryError
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
 
 FAST = RegistryOptions(retry_times=1, retry_delay=0.01)
@@ -291,3 +292,22 @@ def test_referrers_come_along_only_when_asked(registry: Registry, tmp_path: Path
     with pytest.raises(FormatError, match="drop --referrers"):
         copy(f"oci:{tmp_path / 'signed'}:1.0", f"docker-archive:{tmp_path / 'x.tar'}", referrers=True)
 
+
+
+def test_copy_from_a_token_registry_with_pull_scope_tokens(
+    token_registry: tuple[Registry, TokenIssuer], registry: Registry, layouts: dict[str, Path], tmp_path: Path
+) -> None:
+    """Registry to registry, the source behind token auth: its tokens ask for pull only."""
+    source, issuer = token_registry
+    options = RegistryOptions(creds=f"{USER}:{PASSWORD}", retry_delay=0.01)
+    pushed = push(f"oci:{layouts['multi']}:multi", f"{source.host}/tok/src:1", options=options)
+    issuer.requests.clear()
+    result = copy(f"docker://{source.host}/tok/src:1", f"docker://{registry.host}/from-token:1", options=options)
+    assert result.digest == pushed.digest and result.stats.uploaded == BLOBS
+    scopes = {scope for r in issuer.requests if not r.get("refused") for scope in r["scopes"]}
+    assert scopes == {"repository:tok/src:pull"}
+    assert pull(f"{registry.host}/from-token:1", tmp_path / "pulled")["digest"] == str(pushed.digest)
+    anonymous = RegistryOptions(retry_times=0, environ={})
+    with pytest.raises(AuthError):
+        copy(f"docker://{source.host}/tok/src:1", f"oci:{tmp_path / 'x'}:1", options=anonymous)
+    assert not (tmp_path / "x").exists()
