@@ -105,3 +105,24 @@ def _replace_manifest(layout: Path, manifest: dict) -> None:
     index = read_json(layout / "index.json")
     index["manifests"][0].update(digest=f"sha256:{digest}", size=len(raw))
     (layout / "index.json").write_text(json.dumps(index))
+
+
+def test_a_huge_index_json_is_checked_in_bounded_time(layout: Path) -> None:
+    import time
+
+    from pyoci.commands.verify import MAX_SCHEMA_ENTRIES
+
+    need_shared()
+    index = json.loads((layout / "index.json").read_bytes())
+    entry = index["manifests"][0]
+    count = MAX_SCHEMA_ENTRIES + 2000
+    index["manifests"] = [
+        {**entry, "annotations": {"org.opencontainers.image.ref.name": f"t{i}"}} for i in range(count)
+    ]
+    (layout / "index.json").write_text(json.dumps(index))
+    started = time.monotonic()
+    report = verify(layout, schemas_dir=SCHEMAS)
+    assert report.problems == [] and time.monotonic() - started < 60
+    assert any(
+        f"holds {count} entries; the schema check covered the first {MAX_SCHEMA_ENTRIES}" in n for n in report.notes
+    )
