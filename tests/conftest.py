@@ -22,7 +22,7 @@ USER, PASSWORD = "alice", "s3cret-Pa55word"
 
 def need_shared() -> None:
     if not SAMPLES.is_dir() or not SCHEMAS.is_dir():
-        pytest.skip("../shared/ (samples and OCI schemas) is absent beside the project")
+        pytest.skip("../shared/ (samples and OCI schemas) is absent beside the project (see README; PYOCI_SHARED=DIR)")
 
 
 def need_tool(name: str) -> str:
