@@ -10,6 +10,8 @@ from pathlib import Path
 
 import bcrypt
 
+from support.processes import stop_process
+
 _LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -24,12 +26,7 @@ class Registry:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def htpasswd(path: Path, users: dict[str, str]) -> Path:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from support.processes import stop_process, stop_server
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "pyoci-test",
     "AWS_SECRET_ACCESS_KEY": "pyoci-test-secret",
@@ -41,12 +43,7 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_moto(binary: str, port: int, log: Path) -> MotoServer:
@@ -107,5 +104,4 @@ class Website:
         return f"127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_server(self.server)

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from support.processes import stop_server
+
 ISSUER = "pyoci-test-issuer"
 SERVICE = "pyoci-test-registry"
 
@@ -91,8 +93,7 @@ class TokenIssuer:
         )
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_server(self.server)
 
     def answer(self, path: str, authorization: str) -> tuple[int, dict[str, Any]]:
         query = parse_qs(urlparse(path).query)
