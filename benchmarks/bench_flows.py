@@ -83,8 +83,8 @@ def push(workdir: Path, size_text: str, runs: int) -> list[Row]:
     if not shutil.which("docker-registry"):
         print("skipping push: docker-registry is not installed")
         return []
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.servers.registry import start_registry
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from support.registry import start_registry
 
     layout = workdir / f"layout-{size_text}-amd64"
     rows = [Row("push", "pyoci push"), Row("push", "skopeo copy oci: docker://")]
