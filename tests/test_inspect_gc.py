@@ -311,3 +311,16 @@ def test_gc_never_deletes_through_a_shared_blob_store(tmp_path: Path, linked: st
         gc(str(layout))
     assert snapshot(store) == before
     validate_layout(other)
+
+
+def test_inspect_of_an_archive_writes_nothing(tmp_path: Path) -> None:
+    """Layers are only hashed: no temporary directory, no staged blob, anywhere."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    args = [sys.executable, "-m", "pyoci", "inspect", "--json", str(ARCHIVES[0])]
+    proc = subprocess.run(args, cwd=scratch, env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
+    summary = json.loads(proc.stdout)
+    assert summary["kind"] == "docker-archive" and len(summary["images"][0]["platforms"][0]["layers"]) == 2
+    assert list(scratch.iterdir()) == []
