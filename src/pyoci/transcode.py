@@ -2,10 +2,12 @@
 
 The stages overlap on all cores: the reading thread hashes the uncompressed bytes (``hashlib``
 releases the GIL) and hands fixed-size blocks to the codec (gzip: a process-wide pool of libdeflate
-workers; zstd: libzstd's own threads); the compressed bytes are hashed and written by the blob
-writer, on a thread of its own for large layers. A layer's codec may still finish while the next
-layer streams in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip
-blocks in flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
+workers; zstd: libzstd's own threads); the codec's output is hashed by the blob writer as it is
+handed over, and written to disk by a thread of the blob writer's own for large layers. Uncompressed
+output is hashed once, on the reading thread (that digest is both the diff_id and the blob digest),
+while the writer thread only writes. A layer's codec may still finish while the next layer streams
+in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip blocks in
+flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
 """
 
 from __future__ import annotations
