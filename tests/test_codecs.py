@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from pyoci import compression
 from pyoci.layout.store import ImageLayout
@@ -54,10 +55,11 @@ def data() -> bytes:
     return layer_like()
 
 
+ZSTD_DIGEST = "8b7a328691d66b94de6b83c1679b998d3ce7ce40cc2a7d6640e56e155867d255"
 GZIP_DIGEST = "7c6f117ad9dc5cd4f33ee04e9bc2106c3d2cd6268586e9d41ba5facd1afa2bc0"
 
 
-@pytest.mark.parametrize("codec", [Compression.GZIP])
+@pytest.mark.parametrize("codec", [Compression.ZSTD, Compression.GZIP])
 def test_bytes_independent_of_threads_and_write_sizes(data: bytes, codec: Compression) -> None:
     outputs = {
         (threads, size): hashlib.sha256(compress(codec, data, threads, size)).hexdigest()
@@ -65,7 +67,24 @@ def test_bytes_independent_of_threads_and_write_sizes(data: bytes, codec: Compre
         for size in WRITE_SIZES
     }
     assert len(set(outputs.values())) == 1, outputs
-    assert next(iter(outputs.values())) == GZIP_DIGEST
+    pinned = ZSTD_DIGEST if codec is Compression.ZSTD else GZIP_DIGEST
+    assert next(iter(outputs.values())) == pinned
+
+
+def test_zstd_frame_window_and_round_trip(data: bytes) -> None:
+    out = compress(Compression.ZSTD, data, 2, 1 << 20)
+    params = zstandard.get_frame_parameters(out)
+    assert params.window_size == 1 << compression.ZSTD_WINDOW_LOG  # what a decoder must hold: skopeo's 8 MiB too
+    assert params.content_size == zstandard.CONTENTSIZE_UNKNOWN and not params.has_checksum
+    assert compression.open_reader(Compression.ZSTD, io.BytesIO(out)).read() == data
+
+
+def test_zstd_finds_matches_beyond_one_job(data: bytes) -> None:
+    # the long-distance matcher reaches 2-7 MiB back: without it 1 MiB jobs see about 1 MiB
+    plain = zstandard.ZstdCompressor(
+        compression_params=zstandard.ZstdCompressionParameters.from_level(3, threads=2, job_size=1 << 20)
+    ).compress(data)
+    assert len(compress(Compression.ZSTD, data, 2, 1 << 20)) < 0.9 * len(plain)
 
 
 def test_background_blob_digest_is_of_the_bytes_written(tmp_path: Path, data: bytes) -> None:
