@@ -21,6 +21,8 @@ Cases:
   stdin-gzip, stdin-zstd  stdin input (skopeo cannot read a pipe: pyoci's file input is the peer)
   small        200 layers of 1 MiB (Nix layered images): per-layer overhead against one layer of the
                same 200 MiB, both gzip
+  layers-gzip, layers-zstd, layers-none  4 layers of 64 MiB: a layer's codec may overlap the next
+               layer's, which shows in the peak RSS
   threads      gzip at --threads 1 and 2 (byte-identical outputs checked)
 
 Examples:
@@ -183,7 +185,7 @@ def skopeo_cmd(archive: Path, out: Path, compression: str) -> list[str]:
 
 def small_layers_archives(layer: Path, workdir: Path, count: int = 200, size: int = 1 << 20) -> tuple[Path, Path]:
     """Two archives from the same bytes: ``count`` layers of ``size`` bytes, and one layer of all of them."""
-    many, one = workdir / f"small-{count}x{size >> 20}M.tar", workdir / f"one-{count}x{size >> 20}M.tar"
+    many, one = workdir / f"layers-{count}x{size >> 20}M.tar", workdir / f"one-{count}x{size >> 20}M.tar"
     if many.exists() and one.exists():
         return many, one
     pieces = []
@@ -244,6 +246,12 @@ def case_plan(case: str, archive: Path, layer: Path, workdir: Path, peers: bool)
     elif case == "threads":
         for t in (1, 2):
             plan.append((f"pyoci --threads {t}", pyoci_cmd(str(archive), out_p, "gzip", t), out_p, None))
+    elif case.startswith("layers-"):
+        codec = case.removeprefix("layers-")
+        four, _ = small_layers_archives(layer, workdir, 4, 64 << 20)
+        plan.append(("pyoci 4x64MiB", pyoci_cmd(str(four), out_p, codec), out_p, None))
+        if skopeo and codec != "none":
+            plan.append(("skopeo", skopeo_cmd(four, out_s, codec), out_s, None))
     elif case == "small":
         many, one = small_layers_archives(layer, workdir)
         plan.append(("pyoci 200x1MiB", pyoci_cmd(str(many), out_p, "gzip"), out_p, None))
@@ -281,7 +289,7 @@ def _ratio(row: Row, rows: list[Row]) -> str:
     same = [r for r in rows if r.case == row.case and r.size == row.size]
     if row.tool in PEER_TOOLS or not same:
         return ""
-    if row.case in ("gzip", "zstd"):
+    if row.case.removeprefix("layers-") in ("gzip", "zstd"):
         peer = next((r for r in same if r.tool == "skopeo"), None)
         if peer is None:
             return ""
