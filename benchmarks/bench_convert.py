@@ -29,6 +29,7 @@ Examples:
   python -m benchmarks                                  # gzip, zstd, none at 256 MiB and 1 GiB, 5 rounds
   python -m benchmarks --size 8G --cases zstd none --runs 1 --no-peers   # memory at a large size
   python -m benchmarks --size 1G --cases stdin-gzip small threads --runs 3
+  python -m benchmarks --baseline /tmp/pyoci-before/src      # and an older tree's pyoci, alternating
 """
 
 from __future__ import annotations
@@ -225,10 +226,13 @@ Plan = list[tuple[str, list[str], Path | None, Path | None]]
 """(tool, command, output to measure and remove, stdin file) for each tool of a case, in run order."""
 
 
-def case_plan(case: str, archive: Path, layer: Path, workdir: Path, peers: bool) -> Plan:
+def case_plan(case: str, archive: Path, layer: Path, workdir: Path, peers: bool, baseline: str | None) -> Plan:
     out_p, out_s, out_f = workdir / "out-pyoci", workdir / "out-skopeo", workdir / "out-dd"
     skopeo = peers and shutil.which("skopeo") is not None
     plan: Plan = []
+    if case in ("gzip", "zstd", "none") and baseline:
+        before = ["env", f"PYTHONPATH={baseline}", *pyoci_cmd(str(archive), out_p, case)]
+        plan.append(("pyoci before", before, out_p, None))
     if case in ("gzip", "zstd"):
         plan.append(("pyoci", pyoci_cmd(str(archive), out_p, case), out_p, None))
         if skopeo:
@@ -265,10 +269,18 @@ def case_plan(case: str, archive: Path, layer: Path, workdir: Path, peers: bool)
 
 
 def run_cases(
-    archive: Path, layer: Path, cases: list[str], runs: int, workdir: Path, quiet: Quiet, size: str, peers: bool
+    archive: Path,
+    layer: Path,
+    cases: list[str],
+    runs: int,
+    workdir: Path,
+    quiet: Quiet,
+    size: str,
+    peers: bool,
+    baseline: str | None = None,
 ) -> list[Row]:
     """Every case's tools, alternating within each round: round 1 of every case, then round 2, ..."""
-    plans = {case: case_plan(case, archive, layer, workdir, peers) for case in cases}
+    plans = {case: case_plan(case, archive, layer, workdir, peers, baseline) for case in cases}
     rows = {case: [Row(case, tool, size=size) for tool, *_ in plan] for case, plan in plans.items()}
     for round_ in range(runs):
         for case, plan in plans.items():
@@ -285,23 +297,27 @@ def run_cases(
 
 
 def _ratio(row: Row, rows: list[Row]) -> str:
-    """pyoci against the peer of its case: skopeo's wall time and bytes, or one sha256 pass."""
+    """pyoci against the peers of its case (skopeo's wall time and bytes, or one sha256 pass), and
+    against the baseline tree's pyoci (``pyoci before``) when there is one."""
     same = [r for r in rows if r.case == row.case and r.size == row.size]
     if row.tool in PEER_TOOLS or not same:
         return ""
+    parts = []
     if row.case.removeprefix("layers-") in ("gzip", "zstd"):
         peer = next((r for r in same if r.tool == "skopeo"), None)
-        if peer is None:
-            return ""
-        return (
-            f"**{row.median('wall') / peer.median('wall'):.2f}x** wall, "
-            f"{row.runs[0].out_bytes / peer.runs[0].out_bytes:.3f}x bytes"
-        )
-    if row.case == "none":
-        parts = [f"**{row.median('wall') / r.median('wall'):.2f}x** {r.tool}" for r in same if r.tool in PEER_TOOLS]
-        return ", ".join(parts)
-    first = same[0]
-    return "" if first is row else f"{row.median('wall') / first.median('wall'):.2f}x {first.tool}"
+        if peer is not None:
+            parts.append(
+                f"**{row.median('wall') / peer.median('wall'):.2f}x** wall, "
+                f"{row.runs[0].out_bytes / peer.runs[0].out_bytes:.3f}x bytes"
+            )
+    elif row.case == "none":
+        parts += [f"**{row.median('wall') / r.median('wall'):.2f}x** {r.tool}" for r in same if r.tool in PEER_TOOLS]
+    elif same[0] is not row:
+        parts.append(f"{row.median('wall') / same[0].median('wall'):.2f}x {same[0].tool}")
+    before = next((r for r in same if r.tool == "pyoci before"), None)
+    if before is not None and row.tool == "pyoci":
+        parts.append(f"{row.median('wall') / before.median('wall'):.2f}x wall before")
+    return ", ".join(parts)
 
 
 def table(rows: list[Row], label: str) -> str:
@@ -355,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-wait", type=float, default=Quiet.max_wait, help="seconds to wait for quiet")
     ap.add_argument("--retries", type=int, default=Quiet.retries, help="re-runs of a disturbed run")
     ap.add_argument("--json", help="also write every run to this file")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also run another tree's pyoci (PYTHONPATH=SRC, e.g. a checkout's src/) as 'pyoci before'",
+    )
     args = ap.parse_args(argv)
     quiet = Quiet(args.max_busy, args.max_wait, args.retries)
     workdir = Path(args.out)
@@ -379,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
                 builder(str(layer), size, extra)
             if not archive.exists():
                 make_docker_archive(str(layer), str(archive))
-            rows += run_cases(archive, layer, args.cases, args.runs, workdir, quiet, size_text, not args.no_peers)
+            rows += run_cases(
+                archive, layer, args.cases, args.runs, workdir, quiet, size_text, not args.no_peers, args.baseline
+            )
         if rows:
             print(table(rows, f"{kind} layers, {args.runs} rounds"))
             print()
