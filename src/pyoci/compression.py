@@ -52,10 +52,10 @@ what decides the bytes, at every level. A job of the multi-threaded mode sees on
 window/8 overlap of the job before; the long-distance matcher, which libzstd runs over the stream in
 order, finds matches anywhere in the window. Chosen by measurement (``benchmarks/README.md``, layers
 ``usr-256M`` and ``usr-1G``, level 3, 2 threads): 86,307,243 and 315,339,625 bytes, 0.992x and
-0.981x skopeo's (the 2 MiB window without it: 1.116x and 1.018x), for 15-20 % more codec CPU
-(3.5-3.7 instead of 2.9-3.2 s per GiB) and 6 MiB more memory (a whole conversion peaks at 55-61 MiB
-up to 8 GiB layers). A 4 MiB window is 1.015x skopeo at 256 MiB, a 16 MiB one needs 8 MiB more; level 2
-with this window is 1.032x. The bytes do not depend on the thread count (1, 2, 3 checked)."""
+0.981x skopeo's (the 2 MiB window without it: 1.116x and 1.018x), for 14 % more codec CPU (4.04
+instead of 3.53 s per GiB, hashing included) and 6 MiB more memory (a whole conversion peaks at
+55-61 MiB up to 8 GiB layers). A 4 MiB window is 1.015x skopeo at 256 MiB, a 16 MiB one needs 8 MiB
+more; level 2 with this window is 1.032x. The bytes do not depend on the thread count (1-3 checked)."""
 
 
 def detect(head: bytes) -> Compression:
