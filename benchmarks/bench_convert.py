@@ -253,6 +253,9 @@ def case_plan(case: str, archive: Path, layer: Path, workdir: Path, peers: bool,
     elif case.startswith("layers-"):
         codec = case.removeprefix("layers-")
         four, _ = small_layers_archives(layer, workdir, 4, 64 << 20)
+        if baseline:
+            before = ["env", f"PYTHONPATH={baseline}", *pyoci_cmd(str(four), out_p, codec)]
+            plan.append(("pyoci before", before, out_p, None))
         plan.append(("pyoci 4x64MiB", pyoci_cmd(str(four), out_p, codec), out_p, None))
         if skopeo and codec != "none":
             plan.append(("skopeo", skopeo_cmd(four, out_s, codec), out_s, None))
@@ -312,10 +315,10 @@ def _ratio(row: Row, rows: list[Row]) -> str:
             )
     elif row.case == "none":
         parts += [f"**{row.median('wall') / r.median('wall'):.2f}x** {r.tool}" for r in same if r.tool in PEER_TOOLS]
-    elif same[0] is not row:
+    elif same[0] is not row and same[0].tool != "pyoci before":
         parts.append(f"{row.median('wall') / same[0].median('wall'):.2f}x {same[0].tool}")
     before = next((r for r in same if r.tool == "pyoci before"), None)
-    if before is not None and row.tool == "pyoci":
+    if before is not None and row is not before and row.tool.startswith("pyoci"):
         parts.append(f"{row.median('wall') / before.median('wall'):.2f}x wall before")
     return ", ".join(parts)
 
