@@ -58,10 +58,29 @@ def _sz(n: int) -> str:
     return f"{n // 1024}K"
 
 
+ZSTD_OPT_LABELS = {"ldm_min_match": "mm", "hash_log": "h", "chain_log": "c", "overlap_log": "ov"}
+
+
+def _zstd_label(opts: dict) -> str:
+    """``W23 LDM mm32``: window_log, long-distance matching, then other ZstdCompressionParameters."""
+    parts = [f"W{opts['window_log']}"] if "window_log" in opts else []
+    parts += ["LDM"] if opts.get("enable_ldm") else []
+    parts += [f"{ZSTD_OPT_LABELS[k]}{v}" for k, v in opts.items() if k in ZSTD_OPT_LABELS]
+    return " ".join(parts)
+
+
+def group_key(c: dict) -> tuple:
+    """Everything but the thread count (zstd T0, no worker thread, compared apart from T >= 1)."""
+    opts = json.dumps(c.get("opts") or {}, sort_keys=True)
+    return (c["lib"], c["level"], c["block"], c["job"], opts, c["lib"] == "zstd" and c["threads"] == 0)
+
+
 def candidates() -> list[dict]:
     c: list[dict] = []
 
-    def add(lib: str, level: int | None = None, threads: int = 1, block: int = 0, job: int = 0) -> None:
+    def add(
+        lib: str, level: int | None = None, threads: int = 1, block: int = 0, job: int = 0, opts: dict | None = None
+    ) -> None:
         name = lib
         if level is not None:
             name += f" L{level}"
@@ -69,8 +88,10 @@ def candidates() -> list[dict]:
             name += f" B{_sz(block)}"
         if lib == "zstd":
             name += f" J{_sz(job)}"
+        if opts:
+            name += f" {_zstd_label(opts)}"
         name += f" T{threads}"
-        c.append(dict(name=name, lib=lib, level=level, threads=threads, block=block, job=job))
+        c.append(dict(name=name, lib=lib, level=level, threads=threads, block=block, job=job, opts=opts or {}))
 
     add("copy", threads=0)
     add("sha256", threads=0)
@@ -99,6 +120,15 @@ def candidates() -> list[dict]:
         for j in (512 * 1024, MiB, 2 * MiB, 4 * MiB, 8 * MiB):
             for t in (1, 2):
                 add("zstd", lvl, t, job=j)
+    # issue 13: 1 MiB jobs that match back as far as skopeo (8 MiB) with long-distance matching
+    for lvl in (1, 2, 3, 4):
+        for w in (22, 23, 24):
+            for t in (1, 2):
+                add("zstd", lvl, t, job=MiB, opts={"window_log": w, "enable_ldm": 1})
+    add("zstd", 3, 3, job=MiB, opts={"window_log": 23, "enable_ldm": 1})
+    add("zstd", 3, 2, job=MiB, opts={"window_log": 23})
+    for extra in ({"ldm_min_match": 32}, {"hash_log": 16, "chain_log": 15}, {"overlap_log": 5}):
+        add("zstd", 3, 2, job=MiB, opts={"window_log": 23, "enable_ldm": 1, **extra})
     return c
 
 
@@ -239,7 +269,8 @@ def child_run(spec: dict, inp: str, outp: str) -> dict:
             if threads == 0 and job == 0:
                 params = mod.ZstdCompressionParameters.from_level(level)
             else:
-                params = mod.ZstdCompressionParameters.from_level(level, threads=threads, job_size=job)
+                opts = spec.get("opts") or {}
+                params = mod.ZstdCompressionParameters.from_level(level, threads=threads, job_size=job, **opts)
             cctx = mod.ZstdCompressor(compression_params=params)
             with cctx.stream_writer(out, closefd=False) as z:
                 for chunk in read_chunks(f, ih):
@@ -475,20 +506,13 @@ def summarize(cands: list[dict], results: dict, args) -> list[dict]:
     for c in cands:
         r = results.get(c["name"])
         if r and r["out_sha256"]:
-            # zstd threads=0 (no worker) is compared separately from threads>=1
-            gkey = (c["lib"], c["level"], c["block"], c["job"], c["lib"] == "zstd" and c["threads"] == 0)
-            groups[gkey] |= set(r["out_sha256"])
+            groups[group_key(c)] |= set(r["out_sha256"])
     for c in cands:
         r = results.get(c["name"])
         if not r:
             continue
-        gkey = (c["lib"], c["level"], c["block"], c["job"], c["lib"] == "zstd" and c["threads"] == 0)
-        peers = [
-            x["name"]
-            for x in cands
-            if x["name"] in results
-            and (x["lib"], x["level"], x["block"], x["job"], x["lib"] == "zstd" and x["threads"] == 0) == gkey
-        ]
+        gkey = group_key(c)
+        peers = [x["name"] for x in cands if x["name"] in results and group_key(x) == gkey]
         row = dict(c)
         row.update(
             wall_s=statistics.median(r["wall"]),
@@ -601,8 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         groups: dict = collections.defaultdict(list)
         for r in rows:
             if r.get("out_sha256"):
-                key = (r["lib"], r["level"], r["block"], r["job"], r["lib"] == "zstd" and r["threads"] == 0)
-                groups[key].append(r)
+                groups[group_key(r)].append(r)
         for g in groups.values():
             same = len({r["out_sha256"] for r in g}) == 1 if len({r["threads"] for r in g}) > 1 else None
             for r in g:

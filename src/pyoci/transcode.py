@@ -2,10 +2,12 @@
 
 The stages overlap on all cores: the reading thread hashes the uncompressed bytes (``hashlib``
 releases the GIL) and hands fixed-size blocks to the codec (gzip: a process-wide pool of libdeflate
-workers; zstd: libzstd's own threads); the compressed bytes are hashed and written by the blob
-writer, on a thread of its own for large layers. A layer's codec may still finish while the next
-layer streams in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip
-blocks in flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
+workers; zstd: libzstd's own threads); the codec's output is hashed by the blob writer as it is
+handed over, and written to disk by a thread of the blob writer's own for large layers. Uncompressed
+output is hashed once, on the reading thread (that digest is both the diff_id and the blob digest),
+while the writer thread only writes. A gzip layer's codec may still finish while the next layer
+streams in (:func:`feed_layer`). Every buffer is bounded (1 MiB reads, ``2 x threads`` gzip blocks in
+flight, 1 MiB zstd jobs, 8 queued writes), so memory stays flat whatever the layer size.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def feed_layer(
 
     The split lets a caller read the next layer of a stream while the codec threads still compress
     the tail of this one: the returned function waits for the codec, finishes ``sink`` and returns
-    the result (:func:`transcode_layer` calls it at once). Arguments and errors as there; the
+    the result (:func:`transcode_layer` calls it at once). A zstd layer's codec is finished here
+    instead, and its context freed: two of libzstd's contexts (about 20 MiB each with the 8 MiB
+    window) side by side would lift a conversion of several layers past 64 MiB. Arguments and errors as there; the
     returned function raises ``LayoutError`` for a failed write, after removing the blob.
     ``size_hint`` (the stored size in bytes, when known) caps the codec threads at one per gzip
     block, which saves starting idle threads for small layers and does not change the bytes.
@@ -107,6 +111,9 @@ def feed_layer(
             while chunk := check.read(CHUNK_SIZE):
                 digester.update(chunk)
                 writer.write(chunk)
+            if options.compression is Compression.ZSTD:
+                writer.close()
+                writer = None
     except BaseException as exc:
         if writer is not None:
             with contextlib.suppress(Exception):

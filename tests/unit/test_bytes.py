@@ -103,8 +103,7 @@ class _FailingFile(io.BytesIO):
 
 
 def test_draining_writer_surfaces_the_thread_error() -> None:
-    digester = Digester()
-    drain = DrainingWriter(_FailingFile(1000), digester)  # type: ignore[arg-type]
+    drain = DrainingWriter(_FailingFile(1000))  # type: ignore[arg-type]
     drain.write(b"a" * 800)
     drain.write(b"b" * 800)  # fails on the thread
     with pytest.raises(OSError, match="No space left"):

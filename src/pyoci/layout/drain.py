@@ -1,11 +1,12 @@
-"""A file sink that hashes and writes on a background thread, starting disk writeback as it goes.
+"""A file sink that writes on a background thread, starting disk writeback as it goes.
 
-Layer bytes arrive from the compressor (or the reader, for uncompressed output) on one thread; this
-moves the sha256 of the written bytes and the ``write`` system calls to another, through a bounded
-queue (:data:`QUEUE_DEPTH` items), so they overlap with reading and compressing. Every
-:data:`WRITEBACK_STEP` bytes it asks Linux to start writing the range to disk
-(``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not wait), so the final ``fsync`` finds
-little left to do: durability costs far less wall time than one fsync of a multi-GiB file at the end.
+Layer bytes arrive from the compressor (or the reader, for uncompressed output) on one thread, which
+also hashes them (the caller's business: see :class:`pyoci.layout.store.BlobWriter`); this moves the
+``write`` system calls to another thread, through a bounded queue (:data:`QUEUE_DEPTH` items), so
+they overlap with reading, hashing and compressing. Every :data:`WRITEBACK_STEP` bytes it asks Linux
+to start writing the range to disk (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which does not wait),
+so the final ``fsync`` finds little left to do: durability costs far less wall time than one fsync
+of a multi-GiB file at the end.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO, cast
 
-from pyoci.digest import Digester
 from pyoci.fsutil import libc_function
 
 QUEUE_DEPTH = 8
@@ -31,34 +31,35 @@ _sync_file_range = cast(
 
 
 class DrainingWriter:
-    """Hashes and writes to ``file`` on a background thread.
+    """Writes to ``file`` on a background thread.
 
     Args:
         file: an open binary file (owned by the caller, who closes it after :meth:`close`).
-        digester: receives every byte written, in order.
 
     ``write`` returns as soon as the data is queued. :meth:`close` waits for the queue to drain and
     re-raises any error the thread met (e.g. ``OSError`` for a full disk); so does the next ``write``.
     """
 
-    def __init__(self, file: BinaryIO, digester: Digester) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         self._file = file
-        self._digester = digester
-        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(QUEUE_DEPTH)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="pyoci-blob-writer", daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes | bytearray | memoryview, /) -> int:
-        """Queue ``data`` (copied when it is a view; not to be changed afterwards) for writing; return its length."""
+    def write(self, data: bytes, /) -> int:
+        """Queue ``data`` for writing; return its length (in bytes).
+
+        Raises:
+            OSError: an earlier write on the thread failed (a full disk, a read-only file system).
+        """
         if self._error is not None:
             raise self._error
-        chunk = bytes(data) if isinstance(data, memoryview) else data  # a view may be of a reused buffer
-        self._queue.put(chunk)
-        return len(chunk)
+        self._queue.put(data)
+        return len(data)
 
     def close(self) -> None:
-        """Wait until everything queued is hashed and written; re-raise the thread's error."""
+        """Wait until everything queued is written; re-raise the thread's error (``OSError``)."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -73,7 +74,6 @@ class DrainingWriter:
             if self._error is not None:
                 continue
             try:
-                self._digester.update(chunk)
                 self._file.write(chunk)
                 written += len(chunk)
                 if _sync_file_range is not None and written - started >= WRITEBACK_STEP:

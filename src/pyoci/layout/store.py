@@ -45,8 +45,9 @@ class BlobWriter:
 
     Args:
         layout: the layout the blob belongs to.
-        background: hash and write on a background thread (see :mod:`pyoci.layout.drain`); for
-            large streamed blobs. ``write`` may then raise the thread's earlier ``OSError``.
+        background: write on a background thread (see :mod:`pyoci.layout.drain`); for large
+            streamed blobs. The bytes are still hashed by the thread that calls ``write``, so that
+            thread and the writing one work side by side; ``write`` may raise the thread's earlier error.
     """
 
     def __init__(self, layout: ImageLayout, background: bool = False, algorithm: str = "sha256") -> None:
@@ -57,20 +58,26 @@ class BlobWriter:
         except OSError as exc:
             raise self._failed(exc) from exc
         self._digester = Digester(algorithm)
-        self._drain = DrainingWriter(self._file, self._digester) if background else None
+        self._drain = DrainingWriter(self._file) if background else None
         self.closed = False
         self.committed = False
         self.durable = False
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
-        """Hash and write ``data``; returns its length.
+        """Hash and write ``data``; returns its length in bytes.
+
+        A background writer queues an immutable copy of a ``bytearray`` or ``memoryview`` (``bytes``
+        as they are), and hashes exactly that object: the digest is of the bytes written even if the
+        caller reuses its buffer at once.
 
         Raises:
             LayoutError: the file system refused the write (a full disk, a read-only layout).
         """
         try:
             if self._drain is not None:
-                return self._drain.write(data)
+                chunk = data if isinstance(data, bytes) else bytes(data)
+                self._digester.update(chunk)
+                return self._drain.write(chunk)
             self._digester.update(data)
             self._file.write(data)
         except OSError as exc:
