@@ -270,7 +270,13 @@ def test_platform_field_types(platform: dict[str, Any], message: str) -> None:
     [
         ({"urls": 5}, "'urls' must be an array of strings"),
         ({"urls": "http://x"}, "'urls' must be an array of strings"),
-        ({"artifactType": 1}, "'artifactType' must be a string"),
+        ({"artifactType": 1}, "'artifactType' must be a media type string"),
+        ({"artifactType": "text"}, "'artifactType' must be a media type string"),
+        ({"mediaType": ""}, "mediaType '' is not of the form type/subtype"),
+        ({"mediaType": "a/b\n"}, r"mediaType 'a/b\\n' is not of the form type/subtype"),
+        ({"size": 1 << 63}, "'size' must be an integer from 0 to 2\\^63-1"),
+        ({"annotations": []}, "'annotations' must map strings to strings"),
+        ({"data": 5}, "'data' must be a base64 string"),
         ({"platform": {"os": "linux", "architecture": "amd64", "os.features": 5}}, "'os.features' must be an array"),
     ],
 )

@@ -81,12 +81,26 @@ def test_diff_id_mismatch(layout: Path) -> None:
 def test_schema_failure_and_leftover_temp(layout: Path) -> None:
     need_shared()
     manifest = document(layout)
-    manifest["schemaVersion"] = 3
+    config = json.loads(blob(layout, manifest["config"]["digest"]))
+    config["config"]["Env"] = None  # read as absent (as Go reads it), refused by the schema
+    raw = json.dumps(config).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    blob_path(layout, digest).write_bytes(raw)
+    manifest["config"].update(digest=digest, size=len(raw))
     _replace_manifest(layout, manifest)
     (layout / ".pyoci-tmp-1-abc").write_bytes(b"partial")
     report = verify(layout, schemas_dir=SCHEMAS)
-    assert any("schema image-manifest-schema.json: schemaVersion" in p for p in report.problems), report.problems
+    schema = [p for p in report.problems if "schema config-schema.json" in p]
+    assert len(schema) == 1 and schema[0].endswith("config/Env: None is not of type 'array'"), report.problems
     assert any("leftover temporary file" in p for p in report.problems)
+
+
+def test_a_manifest_of_another_schema_version_is_reported(layout: Path) -> None:
+    manifest = document(layout)
+    manifest["schemaVersion"] = 3
+    _replace_manifest(layout, manifest)
+    report = verify(layout)
+    assert len(report.problems) == 1 and report.problems[0].endswith(": 'schemaVersion' must be the integer 2")
 
 
 def test_missing_tag_and_not_a_layout(layout: Path, tmp_path: Path) -> None:

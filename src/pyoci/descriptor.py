@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +17,18 @@ REF_NAME = "org.opencontainers.image.ref.name"
 
 CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
 """Annotation holding the full image name, as Docker and containerd write it into index.json."""
+
+MAX_SIZE = (1 << 63) - 1
+"""Largest descriptor ``size``: a signed 64-bit integer (image-spec ``descriptor.md``, schema ``int64``)."""
+
+_OPTIONAL = ("urls", "annotations", "platform", "artifactType", "data")
+"""Descriptor fields that may be left out; the schema types each, so none may be null."""
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+
+
+def is_media_type(value: Any) -> bool:
+    """True for a string of the media type form the image-spec's schemas require (RFC 6838 ``type/subtype``)."""
+    return isinstance(value, str) and _MEDIA_TYPE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -70,26 +84,36 @@ class Descriptor:
         """Parse a descriptor object read from ``where`` (a file name, used in error messages).
 
         Raises:
-            FormatError: a field is missing or of the wrong type (descriptor-schema types).
+            FormatError: a field is missing or of the wrong type or form (the image-spec's
+                ``content-descriptor.json`` schema: media types, digest, int64 size, string annotations).
         """
         if not isinstance(obj, Mapping):
             raise FormatError(f"{where}: descriptor is not a JSON object")
         media_type, digest, size = obj.get("mediaType"), obj.get("digest"), obj.get("size")
         if not isinstance(media_type, str) or not isinstance(digest, str):
             raise FormatError(f"{where}: descriptor needs string 'mediaType' and 'digest'")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise FormatError(f"{where}: descriptor {digest}: 'size' must be a non-negative integer")
-        annotations = obj.get("annotations") or {}
-        if not isinstance(annotations, Mapping) or not all(isinstance(v, str) for v in annotations.values()):
+        if not is_media_type(media_type):
+            raise FormatError(f"{where}: descriptor {digest}: mediaType {media_type!r} is not of the form type/subtype")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+            raise FormatError(f"{where}: descriptor {digest}: 'size' must be an integer from 0 to 2^63-1")
+        for key in _OPTIONAL:
+            if key in obj and obj[key] is None:
+                raise FormatError(f"{where}: descriptor {digest}: '{key}' is null (leave it out instead)")
+        annotations = obj.get("annotations", {})
+        if not isinstance(annotations, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        ):
             raise FormatError(f"{where}: descriptor {digest}: 'annotations' must map strings to strings")
         raw_platform = obj.get("platform")
         if raw_platform is not None and not isinstance(raw_platform, Mapping):
             raise FormatError(f"{where}: descriptor {digest}: 'platform' is not an object")
-        urls, artifact_type = obj.get("urls") or [], obj.get("artifactType") or ""
+        urls, artifact_type = obj.get("urls", []), obj.get("artifactType")
         if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
             raise FormatError(f"{where}: descriptor {digest}: 'urls' must be an array of strings")
-        if not isinstance(artifact_type, str):
-            raise FormatError(f"{where}: descriptor {digest}: 'artifactType' must be a string")
+        if artifact_type is not None and not is_media_type(artifact_type):
+            raise FormatError(f"{where}: descriptor {digest}: 'artifactType' must be a media type string")
+        if not _is_base64(obj.get("data", "")):
+            raise FormatError(f"{where}: descriptor {digest}: 'data' must be a base64 string")
         try:
             parsed_digest = Digest.parse(digest)
             platform = Platform.from_config(raw_platform) if raw_platform is not None else None
@@ -102,5 +126,16 @@ class Descriptor:
             annotations=dict(annotations),
             platform=platform,
             urls=tuple(urls),
-            artifact_type=artifact_type,
+            artifact_type=artifact_type or "",
         )
+
+
+def _is_base64(value: Any) -> bool:
+    """True for a string of base64 (RFC 4648 section 4, padded), as the descriptor ``data`` field holds."""
+    if not isinstance(value, str):
+        return False
+    try:
+        binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyoci.errors import FormatError, StreamNotConsumedError
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_ENCODED = re.compile(r"^[a-f0-9]+$")
+_ENCODED = re.compile(r"[a-f0-9]+")
 
 
 @dataclass(frozen=True, order=True)
@@ -32,7 +32,7 @@ class Digest:
         length = _HEX_LENGTH.get(self.algorithm)
         if length is None:
             raise FormatError(f"digest {self}: unsupported algorithm {self.algorithm!r}")
-        if len(self.encoded) != length or not _ENCODED.match(self.encoded):
+        if len(self.encoded) != length or not _ENCODED.fullmatch(self.encoded):
             raise FormatError(f"digest {self}: encoded part is not {length} lower-case hex digits")
 
     @classmethod

@@ -18,13 +18,22 @@ the command line turns it into one line on stderr and a non-zero exit status::
           +-- AuthError             credentials missing, unreadable or refused by a registry
 
 Messages are lower case, in the form ``"<what>: <why>"``, and name the file, member or reference.
+A message is always one line: line breaks it quotes from a file name or a document are escaped.
 """
 
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    r"""``text`` with carriage returns and line feeds shown as ``\r`` and ``\n``: one line on a terminal."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class PyociError(Exception):
-    """Base class of every error pyoci reports to its user."""
+    """Base class of every error pyoci reports to its user; ``str()`` of one is one line (see :func:`one_line`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(one_line(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class FormatError(PyociError, ValueError):

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import itertools
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
+
+from pyoci.errors import FormatError
 
 TEMP_PREFIX = ".pyoci-tmp-"
 """Every temporary file or directory pyoci creates starts with this, then ``<pid>-``."""
@@ -50,6 +54,40 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading in binary mode, following symbolic links, if it is a regular file.
+
+    A store's file may have been replaced by anything: a directory, a FIFO (opened without
+    blocking, so a reader never waits for a writer that will not come), a device, a link loop.
+
+    Raises:
+        OSError: it cannot be opened (``FileNotFoundError`` for an absent file or a dangling
+            link), or it is not a regular file (``strerror`` "not a regular file").
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """Read the whole regular file ``path`` (see :func:`open_regular`) of at most ``limit`` bytes.
+
+    Raises:
+        OSError: as :func:`open_regular`, or reading failed.
+        FormatError: the file holds more than ``limit`` bytes.
+    """
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FormatError(f"{path}: larger than {limit} bytes")
+    return data
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.descriptor import Descriptor
+from pyoci.descriptor import Descriptor, is_media_type
 from pyoci.digest import Digest
 from pyoci.errors import FormatError
 from pyoci.jsonio import dump_json, load_json
@@ -259,11 +259,13 @@ class Manifest:
         """Parse manifest bytes read from ``where``; ``media_type`` is the one the descriptor gave.
 
         Raises:
-            FormatError: invalid JSON or a missing/invalid ``config`` or ``layers``.
+            FormatError: invalid JSON, a missing or invalid ``config`` or ``layers``, or a header
+                field the schema refuses (see :func:`_check_header`).
         """
         obj = load_json(raw, where)
-        if not isinstance(obj, Mapping) or not isinstance(obj.get("layers", []), list):
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("layers"), list):
             raise FormatError(f"{where}: image manifest is not an object with a 'layers' list")
+        _check_header(obj, where)
         config = Descriptor.from_json(obj.get("config"), where)
         layers = tuple(Descriptor.from_json(layer, where) for layer in obj.get("layers") or ())
         subject = _subject(obj, where)
@@ -309,13 +311,32 @@ class Index:
         """Parse image index bytes read from ``where``.
 
         Raises:
-            FormatError: invalid JSON or a ``manifests`` entry that is not a descriptor.
+            FormatError: invalid JSON, a ``manifests`` entry that is not a descriptor, or a header
+                field the schema refuses (see :func:`_check_header`).
         """
         obj = load_json(raw, where)
         if not isinstance(obj, Mapping) or not isinstance(obj.get("manifests"), list):
             raise FormatError(f"{where}: image index is not an object with a 'manifests' list")
+        _check_header(obj, where)
         manifests = tuple(Descriptor.from_json(m, where) for m in obj["manifests"])
         return cls(raw, manifests, _annotations(obj, where), _subject(obj, where))
+
+
+def _check_header(obj: Mapping[str, Any], where: str) -> None:
+    """The fields a manifest and an index share: ``schemaVersion`` 2, and media type strings.
+
+    image-spec ``manifest.md`` and ``image-index.md`` (and Docker's schema 2): ``schemaVersion``
+    MUST be 2; ``mediaType`` and ``artifactType``, when present, are media types.
+
+    Raises:
+        FormatError: one of them is missing or of the wrong type or form.
+    """
+    version = obj.get("schemaVersion")
+    if type(version) is not int or version != 2:
+        raise FormatError(f"{where}: 'schemaVersion' must be the integer 2")
+    for key in ("mediaType", "artifactType"):
+        if key in obj and not is_media_type(obj[key]):
+            raise FormatError(f"{where}: '{key}' must be a media type string (type/subtype)")
 
 
 def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
@@ -324,7 +345,7 @@ def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
     Raises:
         FormatError: it is not a map of strings to strings.
     """
-    value = obj.get("annotations") or {}
+    value = obj.get("annotations", {})
     if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise FormatError(f"{where}: 'annotations' must map strings to strings")
     return dict(value)
@@ -332,8 +353,9 @@ def _annotations(obj: Mapping[str, Any], where: str) -> dict[str, str]:
 
 def _subject(obj: Mapping[str, Any], where: str) -> Descriptor | None:
     """The ``subject`` descriptor of a manifest or index (image-spec ``manifest.md`` "subject"), or None."""
-    value = obj.get("subject")
-    return None if value is None else Descriptor.from_json(value, f"{where}: subject")
+    if "subject" not in obj:
+        return None
+    return Descriptor.from_json(obj["subject"], f"{where}: subject")
 
 
 def document_media_type(raw: bytes, where: str) -> str:

@@ -78,6 +78,7 @@ _COMPRESSION_BY_LAYER = {
     LAYER_GZIP: Compression.GZIP,
     LAYER_ZSTD: Compression.ZSTD,
     DOCKER_LAYER_GZIP: Compression.GZIP,
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": Compression.GZIP,
     "application/vnd.oci.image.layer.nondistributable.v1.tar": Compression.NONE,
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": Compression.GZIP,
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": Compression.ZSTD,

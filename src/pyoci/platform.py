@@ -30,7 +30,7 @@ _ARCH_ALIASES = {
     "i686": ("386", ""),
 }
 _ARM_VARIANTS = {"5": "v5", "6": "v6", "7": "v7", "8": "v8"}
-_COMPONENT = re.compile(r"^[A-Za-z0-9_.-]+$")
+_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ class Platform:
         """Parse ``os/architecture[/variant]`` (as ``docker --platform`` takes it) and normalise it.
 
         Raises:
-            FormatError: not two or three non-empty components of ``[A-Za-z0-9_.-]``.
+            FormatError: not two or three components of ``[A-Za-z0-9_.-]`` that start with a letter or digit.
         """
         parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(_COMPONENT.match(p) for p in parts):
+        if len(parts) not in (2, 3) or not all(_COMPONENT.fullmatch(p) for p in parts):
             raise FormatError(f"platform {text!r}: expected os/architecture[/variant]")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "").normalized()
 

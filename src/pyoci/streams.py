@@ -192,13 +192,13 @@ class VerifyingReader:
                 expected=self._size,
                 actual=self._digester.size,
             )
-        if self._digester.size == self._size and not self._done:
+        if self._digester.size >= self._size and not self._done:
             self._check_end()
         return data
 
     def _check_end(self) -> None:
         self._done = True
-        if self._source.read(1):
+        if self._digester.size > self._size or self._source.read(1):
             message = f"{self._where}: size: expected {self._size} bytes, got more"
             raise DigestMismatchError(message, expected=self._size)
         actual = self._digester.finish()
@@ -211,14 +211,12 @@ class VerifyingReader:
 
     def drain(self) -> None:
         """Read and verify the rest of the content, discarding it."""
-        while self.read(1 << 20):
-            pass
-        if not self._done:
-            self._check_end()
+        while not self._done:
+            self.read(1 << 20)
 
     def read_all(self) -> bytes:
         """Read and verify the whole content (for small documents: manifests, indexes, configs)."""
-        data = self.read()
-        if not self._done:
-            self._check_end()
-        return data
+        parts = []
+        while not self._done:
+            parts.append(self.read())
+        return b"".join(parts)

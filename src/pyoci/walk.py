@@ -17,7 +17,11 @@ static tree), so they agree on what an image holds. The rules, decided once:
   ``nondistributable`` layer types) may be absent from a store, since clients fetch it from those
   URLs. The walk marks such nodes :attr:`Node.foreign`; copies skip a foreign layer the source
   lacks, verify notes it without calling it a problem, gc keeps it when present.
-* **Each digest once**: a blob shared by several images (or listed twice) is visited once.
+* **Each digest once**: a blob shared by several images (or listed twice) is visited once. Every
+  descriptor of it must agree with the first one met: the same size, the same media type for a
+  manifest or index (its ``mediaType`` field is one), the same compression for a layer of a known
+  layer type (Docker and OCI layer types may mix; a type pyoci does not know is opaque); else the
+  walk reports it as it reports an unreadable document.
 
 Documents are read once each, verified against their descriptors by the reader, and kept as
 their exact bytes beside the parsed form (:attr:`Node.raw`, :attr:`Node.document`).
@@ -36,6 +40,10 @@ from pyoci.errors import FormatError, PyociError
 from pyoci.jsonio import load_json
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.platform import Platform
+
+DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+ATTESTATION_MANIFEST = "attestation-manifest"
+"""The annotation (and its value) BuildKit puts on an index entry that is an attestation manifest."""
 
 MAX_INDEX_DEPTH = 8
 """Image indexes nested deeper than this (the root index counting as 1) are refused."""
@@ -187,14 +195,23 @@ def walk(
         Nodes, each digest once, in depth-first order of the roots and their entries.
 
     Raises:
+        FormatError: a descriptor contradicts an earlier one of its digest, when ``on_error`` is None.
         PyociError: as :func:`read_node`, when ``on_error`` is None.
     """
-    seen: set[Digest] = set()
+    seen: dict[Digest, Descriptor] = {}
+    failed: set[Digest] = set()  # documents already reported: a contradiction of their descriptor is not news
 
     def visit(start: Node) -> Iterator[Node]:
-        if start.digest in seen:
+        first = seen.get(start.digest)
+        if first is not None:
+            conflict = None if start.digest in failed else _conflict(first, start.descriptor)
+            if conflict is not None:
+                error = FormatError(f"{reader.name}: {start.kind} {start.digest}: {conflict}")
+                if on_error is None:
+                    raise error
+                on_error(start, error)
             return
-        seen.add(start.digest)
+        seen[start.digest] = start.descriptor
         node = start
         if start.kind in (INDEX, MANIFEST) and (enter is None or enter(start)):
             try:
@@ -202,6 +219,7 @@ def walk(
             except PyociError as exc:
                 if on_error is None:
                     raise
+                failed.add(start.digest)
                 on_error(start, exc)
                 return
         if not children_first:
@@ -213,6 +231,17 @@ def walk(
 
     for root in roots:
         yield from visit(Node(root, kind_of(root.media_type)))
+
+
+def _conflict(first: Descriptor, again: Descriptor) -> str | None:
+    """How ``again`` contradicts ``first``, an earlier descriptor of the same digest (see the module docstring)."""
+    if again.size != first.size:
+        return f"declared as {again.size} bytes here and as {first.size} bytes elsewhere"
+    documents = (kind_of(first.media_type), kind_of(again.media_type)) != (UNKNOWN, UNKNOWN)
+    compressions = {mediatype.layer_compression(first.media_type), mediatype.layer_compression(again.media_type)}
+    if (documents and again.media_type != first.media_type) or len(compressions - {None}) > 1:
+        return f"declared as {again.media_type!r} here and as {first.media_type!r} elsewhere"
+    return None
 
 
 @dataclass(frozen=True)
@@ -252,15 +281,66 @@ def entry_platform(config: Platform, declared: Platform | None) -> Platform:
     )
 
 
+def is_attestation(descriptor: Descriptor) -> bool:
+    """True for an index entry that BuildKit marks as an attestation manifest of another entry, not a platform image.
+
+    BuildKit (``docker buildx``) lists provenance and SBOM attestations in the image index itself,
+    as manifests of platform ``unknown/unknown`` annotated ``vnd.docker.reference.type:
+    attestation-manifest`` (BuildKit ``docs/attestations/attestation-storage.md``).
+    """
+    return descriptor.annotations.get(DOCKER_REFERENCE_TYPE) == ATTESTATION_MANIFEST
+
+
+def is_image(manifest: Manifest) -> bool:
+    """True for an image manifest (its config is an image config); False for an artifact (a signature, an SBOM)."""
+    return manifest.config.media_type in mediatype.CONFIG_TYPES
+
+
+def check_image(reader: DocumentReader, manifest: Manifest, where: str) -> ImageConfig:
+    """Read an image manifest's config and check what needs no layer bytes; return the config.
+
+    The rules: the config parses as :meth:`~pyoci.manifest.ImageConfig.parse` reads it; the
+    manifest has one layer per ``rootfs.diff_ids`` entry, in order (image-spec ``config.md``
+    "rootfs"); no layer has the media type of a manifest, an index or a config. A layer media type
+    pyoci does not know is no error: image-spec ``manifest.md`` forbids implementations that store
+    or copy manifests to fail on one (buildx attestations carry in-toto layers). Whether a layer's
+    bytes are compressed as its media type says, and decompress to its diff_id, needs the bytes:
+    ``verify`` checks that.
+
+    Args:
+        reader: where the config is read.
+        manifest: an image manifest (see :func:`is_image`).
+        where: how messages name the manifest.
+
+    Raises:
+        FormatError: a rule is broken.
+        PyociError: from the reader (missing, corrupt or unreachable config).
+    """
+    config = ImageConfig.parse(reader.read_document(manifest.config), f"{where}: config")
+    if len(config.diff_ids) != len(manifest.layers):
+        counts = f"{len(manifest.layers)} layers but the config lists {len(config.diff_ids)} diff_ids"
+        raise FormatError(f"{where}: {counts}")
+    for layer in manifest.layers:
+        if is_document_type(layer.media_type):
+            raise FormatError(f"{where}: layer {layer.digest}: {layer.media_type!r} is not a layer media type")
+    return config
+
+
+def is_document_type(media_type: str) -> bool:
+    """True for the media type of a manifest, an index or an image config: known, and never a layer's."""
+    return media_type in mediatype.MANIFEST_TYPES | mediatype.INDEX_TYPES | mediatype.CONFIG_TYPES
+
+
 def platform_images(reader: DocumentReader, root: Descriptor) -> list[PlatformImage]:
     """Walk ``root`` (an image manifest or index) down to its image manifests, reading each config.
 
     Nested indexes are followed depth first, in ``manifests`` order (image-spec ``image-index.md``).
+    BuildKit's attestation manifests (:func:`is_attestation`) are not platform images: left out.
 
     Raises:
-        FormatError: a manifest, index or config does not parse (e.g. an artifact that is not an
-            image), a manifest's layers are not one per diff_id of its config (image-spec
-            ``config.md`` "rootfs"), or a root or index entry is neither an image manifest nor an index.
+        FormatError: a manifest, index or config does not parse, a manifest is an artifact (its
+            config is not an image config), an image breaks a rule of :func:`check_image`, or a
+            root or index entry is neither an image manifest nor an index.
         PyociError: from the reader (missing, corrupt or unreachable blob).
     """
     images = []
@@ -270,14 +350,13 @@ def platform_images(reader: DocumentReader, root: Descriptor) -> list[PlatformIm
                 f"{reader.name}: {node.digest}: media type {node.descriptor.media_type!r} is not an image manifest"
                 " or index"
             )
-        if not isinstance(node.document, Manifest):
+        if not isinstance(node.document, Manifest) or is_attestation(node.descriptor):
             continue
-        name = f"{reader.name}: manifest {node.digest}"
-        config = ImageConfig.parse(reader.read_document(node.document.config), f"{name}: config")
-        if len(config.diff_ids) != len(node.document.layers):
-            raise FormatError(
-                f"{name}: {len(node.document.layers)} layers but the config lists {len(config.diff_ids)} diff_ids"
-            )
+        where = f"{reader.name}: manifest {node.digest}"
+        if not is_image(node.document):
+            config_type = node.document.config.media_type
+            raise FormatError(f"{where}: an artifact (config media type {config_type!r}), not an image")
+        config = check_image(reader, node.document, where)
         platform = entry_platform(config.platform, node.descriptor.platform)
         images.append(PlatformImage(node.descriptor, node.document, config, platform))
     return images

@@ -131,3 +131,17 @@ def test_sinks_and_readers() -> None:
     digester.update(b"x")
     with pytest.raises(StreamNotConsumedError):
         _ = digester.digest
+
+
+def test_a_verifying_reader_refuses_fewer_bytes_than_declared_however_it_is_read() -> None:
+    digest = Digest.of_bytes(DATA)
+    short = rf"^blob: size: expected {len(DATA) + 1} bytes, got {len(DATA)}$"
+    for read in (lambda r: r.read_all(), lambda r: r.drain(), lambda r: r.read(len(DATA) + 1)):
+        reader = VerifyingReader(io.BytesIO(DATA), digest, len(DATA) + 1, "blob")
+        with pytest.raises(DigestMismatchError, match=short):
+            read(reader)
+            read(reader)
+    reader = VerifyingReader(io.BytesIO(DATA + b"x"), digest, len(DATA), "blob")
+    with pytest.raises(DigestMismatchError, match=rf"^blob: size: expected {len(DATA)} bytes, got more$"):
+        reader.read_all()
+    assert VerifyingReader(io.BytesIO(DATA), digest, len(DATA), "blob").read_all() == DATA

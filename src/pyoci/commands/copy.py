@@ -72,8 +72,8 @@ class CopyResult:
     Attributes:
         source: the source as given.
         destination: the destination written, with its tag or digest.
-        digest: the digest of the root written (the index or manifest; for a docker-archive, the
-            source's root).
+        digest: the digest of the root written (the index or manifest; for a docker-archive of
+            several platform images, the source's root).
         media_type: its media type.
         size: its size in bytes.
         platforms: the platforms copied (empty for an image without a readable platform).
@@ -230,11 +230,11 @@ def copy(
         tag = _tag(dest, source_tag, str(source))
         mount_from = mount_sources(src, target)
         if chosen is None:
+            copied = tuple(image.platform for image in _platforms_of(src, root))  # read before anything is written
             stats = copy_image(
                 src, root, target, tag, mount_from=mount_from, progress=progress, jobs=session.options.jobs
             )
             written = root
-            copied = tuple(image.platform for image in _platforms_of(src, root))
         else:
             stats, written = _copy_platforms(
                 src, root, chosen, target, tag, docker_archive, mount_from, progress, session.options.jobs
@@ -300,7 +300,7 @@ def _copy_platforms(
                 copy_image(source, image.descriptor, target, tag, mount_from=mount_from, progress=progress, jobs=jobs)
             )
         first = chosen[0].descriptor
-        return total, Descriptor(first.media_type, first.digest, first.size) if not docker_archive else root
+        return total, Descriptor(first.media_type, first.digest, first.size) if len(chosen) == 1 else root
     for image in chosen:
         total.add(
             copy_image(source, image.descriptor, target, None, mount_from=mount_from, progress=progress, jobs=jobs)

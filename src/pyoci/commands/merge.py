@@ -11,6 +11,8 @@ Rules (and where they come from):
 * per-platform manifests and configs are kept byte for byte (their digests do not change); each blob
   is stored once, and every source blob is checked against its digest while it is hard-linked (same
   filesystem) or copied (:meth:`~pyoci.layout.store.ImageLayout.blob_file`'s verifying reader);
+* a source index's BuildKit attestation manifests (:func:`pyoci.walk.is_attestation`) are not
+  platforms and are left out (``copy`` of the whole index keeps them);
 * a platform comes from the image config, normalised, or from the source index entry's ``platform``
   when it has one (see :func:`pyoci.walk.entry_platform`); a source may override it (:class:`MergeSource`, CLI
   ``--platform N=os/arch[/variant]``);

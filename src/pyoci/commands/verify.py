@@ -1,10 +1,14 @@
 """``pyoci verify``: re-read everything a layout's index.json or a static tree's files reach; report every problem.
 
 Checks (image-spec ``image-layout.md``, ``descriptor.md``, ``manifest.md``, ``image-index.md``,
-``config.md``): each blob exists and matches its descriptor's digest and size; each manifest's and
-index's ``mediaType`` matches its descriptor; each layer's bytes are compressed as its media type
-says and decompress to the config's diff_id; every JSON document validates against the OCI schemas
-(when a schema directory is found, see :mod:`pyoci.schemas`); no temporary files are left over.
+``config.md``): each blob exists and matches its descriptor's digest and size, and every
+descriptor of one digest agrees (see :mod:`pyoci.walk`); each manifest's and index's ``mediaType``
+matches its descriptor (an entry of another media type is checked against its digest and
+otherwise ignored, as image-spec ``image-index.md`` requires); each layer of a known layer media
+type is compressed as it says and decompresses to the config's diff_id (a layer of another type,
+which image-spec ``manifest.md`` allows, is checked against its digest, with a note); every JSON
+document validates against the OCI schemas (when a schema directory is found, see
+:mod:`pyoci.schemas`); no temporary files are left over.
 Each config is read as ``convert`` reads it (:meth:`pyoci.manifest.ImageConfig.parse`): what convert
 refuses is a problem here, and so is what it keeps with a warning (a null field the schema types).
 
@@ -28,7 +32,14 @@ from typing import Any, Protocol
 from pyoci import compression, mediatype, schemas, walk
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
-from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, PyociError, TagError
+from pyoci.errors import (
+    DigestMismatchError,
+    FormatError,
+    LayoutError,
+    PyociError,
+    TagError,
+    one_line,
+)
 from pyoci.jsonio import dump_json, load_json
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Manifest
@@ -39,6 +50,14 @@ from pyoci.targets.static import NGINX_CONF, NGINX_LOCATIONS, StaticTree, nginx_
 _CHUNK = 1 << 20
 MAX_SCHEMA_ENTRIES = 10_000
 """index.json entries validated against the JSON schema (jsonschema takes about half a millisecond an entry)."""
+UNKNOWN_ENTRY_NOTE = (
+    "entries of media types that are neither manifests nor indexes were checked against their digests"
+    " and otherwise ignored, as image-spec image-index.md requires"
+)
+UNKNOWN_LAYER_NOTE = (
+    "layers of media types pyoci does not know (such as the in-toto statements of buildx attestations)"
+    " were checked against their digests, not as tar layers against the config's diff_ids"
+)
 FOREIGN_LAYER_NOTE = (
     "non-distributable layers (descriptors with 'urls') absent from the layout were not checked:"
     " clients fetch them from their urls"
@@ -170,7 +189,8 @@ class _Verifier:
         for node in walk.walk(self, entries, on_error=failed):
             here = paths[node.digest] = where(node)
             if node.kind == walk.UNKNOWN:
-                self.problem(f"{here}: unexpected media type {node.descriptor.media_type!r}")
+                _add_note(self.report, UNKNOWN_ENTRY_NOTE)
+                self.blob(node.descriptor, here)
             elif node.raw is not None and node.kind == walk.INDEX:
                 self.validate(schemas.INDEX_SCHEMA, load_json(node.raw, here), here)
             elif node.raw is not None and isinstance(node.document, Manifest):
@@ -208,7 +228,7 @@ class _Verifier:
         try:
             with self.layout.open_blob(descriptor) as reader:
                 reader.drain()
-        except (BlobNotFoundError, DigestMismatchError) as exc:
+        except (LayoutError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
             return
         self.report.blobs_checked += 1
@@ -219,8 +239,12 @@ class _Verifier:
             _add_note(self.report, FOREIGN_LAYER_NOTE)
             return
         declared = mediatype.layer_compression(descriptor.media_type)
-        if declared is None:
+        if walk.is_document_type(descriptor.media_type):
             self.problem(f"{where}: {descriptor.media_type!r} is not a layer media type")
+            return
+        if declared is None:
+            _add_note(self.report, UNKNOWN_LAYER_NOTE)
+            self.blob(descriptor, where)
             return
         if descriptor.digest not in self.diff_ids:
             self.diff_ids[descriptor.digest] = self.read_layer(descriptor, declared, where)
@@ -244,7 +268,7 @@ class _Verifier:
                     digester.update(chunk)
                 reader.drain()
                 return digester.finish()
-        except (BlobNotFoundError, DigestMismatchError) as exc:
+        except (LayoutError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
         except compression.DECODE_ERRORS as exc:
             self.problem(f"{where}: corrupt {declared.value} data: {exc}")
@@ -273,7 +297,8 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
         schemas_dir: directory of the OCI JSON schemas; see :func:`pyoci.schemas.find_schema_dir`.
 
     Returns:
-        A report; ``report.ok`` is False when any problem was found.
+        A report; ``report.ok`` is False when any problem was found. Each problem is one line
+        (line breaks quoted from file names or documents are escaped, see :func:`pyoci.errors.one_line`).
 
     Raises:
         LayoutError: the directory is not an OCI image layout (or static tree) at all.
@@ -282,7 +307,15 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
     """
     parsed = parse(layout, bare="layout") if not isinstance(layout, os.PathLike) else None
     if isinstance(parsed, StaticReference):
-        return _verify_static(parsed, schemas_dir)
+        report = _verify_static(parsed, schemas_dir)
+    else:
+        report = _verify_layout(layout, schemas_dir)
+    report.problems = [one_line(problem) for problem in report.problems]
+    return report
+
+
+def _verify_layout(layout: str | os.PathLike[str], schemas_dir: str | os.PathLike[str] | None) -> VerifyReport:
+    """Check a layout, or one tag of it (see :func:`verify`)."""
     ref = layout_directory(layout, "verify reads")
     store = ImageLayout.open(ref.path)
     report = VerifyReport(store.root)

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -27,7 +28,17 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
-from pyoci.fsutil import TEMP_PREFIX, flock, fsync_dir, fsync_path, syncfs, temp_name, write_atomic
+from pyoci.fsutil import (
+    TEMP_PREFIX,
+    flock,
+    fsync_dir,
+    fsync_path,
+    open_regular,
+    read_regular,
+    syncfs,
+    temp_name,
+    write_atomic,
+)
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json, load_json
 from pyoci.layout.drain import DrainingWriter
 from pyoci.manifest import Index
@@ -186,11 +197,13 @@ class ImageLayout:
         layout = cls(Path(root))
         marker = layout.root / LAYOUT_FILE
         try:
-            data = marker.read_bytes()
+            data = read_regular(marker, MAX_DOCUMENT_SIZE)
         except FileNotFoundError:
             raise LayoutError(f"{layout.root}: not an OCI image layout (no {LAYOUT_FILE} file)") from None
         except OSError as exc:
-            raise LayoutError(f"{layout.root}: cannot read {LAYOUT_FILE}: {exc.strerror}") from exc
+            raise LayoutError(f"{layout.root}: cannot read {LAYOUT_FILE}: {exc.strerror or exc}") from exc
+        except FormatError as exc:
+            raise LayoutError(str(exc)) from exc
         try:
             version = load_json(data, str(marker)).get("imageLayoutVersion")
         except (FormatError, AttributeError):
@@ -234,9 +247,13 @@ class ImageLayout:
         """Return ``blobs/<algorithm>/<encoded>`` for ``digest``."""
         return self.root / "blobs" / digest.algorithm / digest.encoded
 
-    def has_blob(self, digest: Digest) -> bool:
-        """True when the blob file exists (its content is not checked)."""
-        return self.blob_path(digest).is_file()
+    def has_blob(self, digest: Digest, size: int | None = None) -> bool:
+        """True when the blob file exists (with ``size``: and holds that many bytes); its content is not checked."""
+        try:
+            found = os.stat(self.blob_path(digest))
+        except (OSError, ValueError):
+            return False
+        return stat.S_ISREG(found.st_mode) and (size is None or found.st_size == size)
 
     def new_blob(self, background: bool = False, algorithm: str = "sha256") -> BlobWriter:
         """Start writing a blob under a temporary name (``background``: see :class:`BlobWriter`).
@@ -281,14 +298,17 @@ class ImageLayout:
         """Yield a :class:`VerifyingReader` over the blob of ``descriptor``.
 
         Raises:
-            BlobNotFoundError: the blob file is absent.
+            BlobNotFoundError: the blob file is absent (or a dangling link).
+            LayoutError: it is not a readable regular file (a directory, a FIFO, a link loop).
             DigestMismatchError: (from ``read``) the bytes differ from the descriptor.
         """
         path = self.blob_path(descriptor.digest)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
+            f = open_regular(path)
+        except (FileNotFoundError, NotADirectoryError):
             raise BlobNotFoundError(f"{self.root}: blob {descriptor.digest} is missing") from None
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         with f:
             yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
 
@@ -366,13 +386,14 @@ class ImageLayout:
         """Read and parse ``index.json``.
 
         Raises:
-            LayoutError: it is missing, unreadable or not an image index.
+            LayoutError: it is missing, unreadable, not a regular file, larger than
+                :data:`~pyoci.jsonio.MAX_DOCUMENT_SIZE` or not an image index.
         """
         path = self.root / INDEX_FILE
         try:
-            return Index.parse(path.read_bytes(), str(path))
+            return Index.parse(read_regular(path, MAX_DOCUMENT_SIZE), str(path))
         except OSError as exc:
-            raise LayoutError(f"{path}: cannot read: {exc.strerror}") from exc
+            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except FormatError as exc:
             raise LayoutError(str(exc)) from exc
 

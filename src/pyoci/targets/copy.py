@@ -2,7 +2,10 @@
 
 First the target is asked, parents first, for each manifest and index by digest: one it holds is
 not looked into (its blobs are there), so copying an image that is already there costs one
-question (two with a tag: the tag is only written when it points elsewhere). Then, for each blob
+question (two with a tag: the tag is only written when it points elsewhere). Each image manifest
+it reads is checked before anything is written (:func:`pyoci.walk.check_image`: its config parses,
+one layer per diff_id, layer media types); layer bytes are only checked against their digests.
+Then, for each blob
 left (image-spec ``descriptor.md``; distribution-spec ``spec.md`` "Pushing blobs"): skip what the
 target has; mount it from another repository of the same destination when the target can;
 otherwise put it, streamed and verified against its digest. Blobs go ``jobs`` at a time, each in a
@@ -27,7 +30,7 @@ from pyoci.manifest import Manifest
 from pyoci.progress import NoProgress, Progress
 from pyoci.targets import BlobSource, Mount, RegistryRepository, Target
 from pyoci.targets.options import DEFAULT_JOBS
-from pyoci.walk import INDEX, MANIFEST, UNKNOWN, Node, kind_of, walk
+from pyoci.walk import INDEX, MANIFEST, UNKNOWN, Node, check_image, is_image, kind_of, walk
 
 log = logging.getLogger("pyoci.copy")
 
@@ -218,7 +221,7 @@ def copy_image(
         The counts of what was sent, mounted and skipped.
 
     Raises:
-        FormatError: the root is not a manifest or index.
+        FormatError: the root is not a manifest or index, or an image breaks a rule of :func:`~pyoci.walk.check_image`.
         DigestMismatchError: a source blob differs from its descriptor.
         PyociError: the source cannot be read or the target refused a write.
     """
@@ -231,7 +234,11 @@ def copy_image(
         def absent(node: Node) -> bool:
             return node.digest == root.digest or not target.has_manifest(node.descriptor)
 
-        nodes = [node for node in walk(source, [root], children_first=True, enter=absent) if node.digest != root.digest]
+        walked = list(walk(source, [root], children_first=True, enter=absent))
+        for node in walked:
+            if isinstance(node.document, Manifest) and is_image(node.document):
+                check_image(source, node.document, f"{source.name}: manifest {node.digest}")
+        nodes = [node for node in walked if node.digest != root.digest]
         stats.manifests_skipped += sum(1 for node in nodes if node.kind in (INDEX, MANIFEST) and node.raw is None)
         blobs = [node for node in nodes if node.raw is None and node.kind not in (INDEX, MANIFEST)]
         copy_blobs(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,8 +19,9 @@ from pathlib import Path
 from pyoci import mediatype, walk
 from pyoci.descriptor import CONTAINERD_IMAGE_NAME, REF_NAME, Descriptor
 from pyoci.digest import Digest
-from pyoci.errors import BlobNotFoundError, DigestMismatchError, TagError
-from pyoci.fsutil import temp_name
+from pyoci.errors import BlobNotFoundError, DigestMismatchError, FormatError, LayoutError, TagError
+from pyoci.fsutil import read_regular, temp_name
+from pyoci.jsonio import MAX_DOCUMENT_SIZE
 from pyoci.layout.store import BlobWriter, ImageLayout, writing
 from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
@@ -77,9 +79,13 @@ class LayoutSource:
                 return Descriptor(entry.media_type, entry.digest, entry.size, platform=entry.platform)
         path = self.layout.blob_path(digest)
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            raw = read_regular(path, MAX_DOCUMENT_SIZE)
+        except (FileNotFoundError, NotADirectoryError):
             raise TagError(f"{self.layout.root}: no manifest {digest} in the layout") from None
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        except FormatError as exc:
+            raise LayoutError(str(exc)) from exc
         if Digest.of_bytes(raw, digest.algorithm) != digest:
             raise DigestMismatchError(f"{path}: digest: expected {digest}, got {Digest.of_bytes(raw)}")
         return Descriptor(document_media_type(raw, str(path)), digest, len(raw))
@@ -115,8 +121,16 @@ class LayoutSource:
         return self.layout.has_blob(descriptor.digest)
 
     def blob_path(self, descriptor: Descriptor) -> Path | None:
-        """The blob's file in the layout."""
-        return self.layout.blob_path(descriptor.digest)
+        """The blob's file in the layout, when it is a regular file (not a symbolic link) that may be hard-linked.
+
+        None otherwise: a link would be linked as a link (``link(2)`` does not follow it), so such a
+        blob is copied through :meth:`open_blob` instead.
+        """
+        path = self.layout.blob_path(descriptor.digest)
+        try:
+            return path if stat.S_ISREG(os.lstat(path).st_mode) else None
+        except OSError:
+            return None
 
 
 class LayoutTarget:
@@ -138,8 +152,8 @@ class LayoutTarget:
         return f"oci:{self.layout.root}"
 
     def has_blob(self, descriptor: Descriptor) -> bool:
-        """True when the blob is in the layout or staged."""
-        return descriptor.digest in self.staged or self.layout.has_blob(descriptor.digest)
+        """True when the blob is staged, or in the layout with the descriptor's size (its content is not re-read)."""
+        return descriptor.digest in self.staged or self.layout.has_blob(descriptor.digest, descriptor.size)
 
     def has_manifest(self, descriptor: Descriptor, tag: str | None = None) -> bool:
         """True when the document is in the layout or staged (with ``tag``: and index.json tags it so).
@@ -238,14 +252,21 @@ class LayoutTarget:
         )
 
     def commit(self) -> None:
-        """Rename every staged blob into place (all before index.json changes), then sync the directory."""
+        """Rename every staged blob into place (all before index.json changes), then sync the directory.
+
+        Raises:
+            LayoutError: a blob cannot be renamed into place (e.g. a directory holds its name).
+        """
         copies = [(staged, media_type) for staged, media_type in self.staged.values() if isinstance(staged, BlobWriter)]
         self.layout.commit_blobs(copies)  # one filesystem flush for all copies; their digests were checked
         for digest, (staged, _) in self.staged.items():
             if isinstance(staged, Path):
                 target = self.layout.blob_path(digest)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staged, target)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staged, target)
+                except OSError as exc:
+                    raise LayoutError(f"{target}: cannot write a blob: {exc.strerror or exc}") from exc
                 staged.unlink(missing_ok=True)  # rename(2) is a no-op when both names are links to one file
         self.staged.clear()
         self.layout.sync()

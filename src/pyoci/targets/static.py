@@ -50,7 +50,7 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, RegistryError
-from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, temp_name, write_atomic
+from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, open_regular, read_regular, temp_name, write_atomic
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json
 from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
@@ -249,9 +249,11 @@ class StaticRepository:
     @contextlib.contextmanager
     def _open(self, path: Path, descriptor: Descriptor) -> Iterator[VerifyingReader]:
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
+            f = open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
             raise BlobNotFoundError(f"{self.name}: {descriptor.digest} is missing") from None
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         with f:
             yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
 
@@ -671,10 +673,7 @@ def read_small(path: Path) -> bytes:
     """Read a manifest or listing file of at most :data:`~pyoci.jsonio.MAX_DOCUMENT_SIZE` bytes.
 
     Raises:
+        OSError: it cannot be opened or is not a regular file (see :func:`~pyoci.fsutil.open_regular`).
         FormatError: the file is larger.
     """
-    with open(path, "rb") as f:
-        data = f.read(MAX_DOCUMENT_SIZE + 1)
-    if len(data) > MAX_DOCUMENT_SIZE:
-        raise FormatError(f"{path}: larger than {MAX_DOCUMENT_SIZE} bytes")
-    return data
+    return read_regular(path, MAX_DOCUMENT_SIZE)
