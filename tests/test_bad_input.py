@@ -152,6 +152,22 @@ def test_bad_options(tmp_path: Path) -> None:
         convert("oci:somewhere", str(tmp_path / "o"))
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("copy", "a"), "Missing argument 'DESTINATION'. (see 'pyoci copy -h')"),
+        (("push", "--bogus", "a", "b"), "No such option '--bogus'"),
+        (("nope",), "No such command 'nope'. (see 'pyoci -h')"),
+        (("convert", "--threads", "x", "a", "b"), "Invalid value for '--threads'"),
+    ],
+)
+def test_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
+    proc = run_pyoci(*args, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and err.startswith("pyoci: error: "), err
+    assert message in err and proc.stdout == b""
+
+
 def test_manifest_first_works_too(tmp_path: Path) -> None:
     a = convert(str(write(tmp_path, simple_archive(manifest_last=False), "a.tar")), str(tmp_path / "a"))
     b = convert(str(write(tmp_path, simple_archive(manifest_last=True), "b.tar")), str(tmp_path / "b"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from support.registry import Registry, start_registry
 from support.token_issuer import TokenIssuer
 
 from pyoci import RegistryOptions, convert, copy, merge, push
-from pyoci.errors import AuthError, FormatError, RegistryError
+from pyoci.errors import AuthError, FormatError, PyociError, RegistryError
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
 
 FAST = RegistryOptions(retry_times=1, retry_delay=0.01)
@@ -229,10 +230,39 @@ def test_merge_in_the_registry_downloads_no_layer(registry: Registry, tmp_path: 
     assert [str(d.digest) for d in again.manifests] == list(singles.values())  # the very same amd64: no change
 
 
+class Recorder:
+    """A Progress that records what it is told; forks report their bytes to it too."""
+
+    def __init__(self, parent: Recorder | None = None) -> None:
+        self.parent = parent
+        self.started: list[tuple[str, int]] = []
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def start(self, name: str, total: int) -> None:
+        self.started.append((name, total))
+
+    def advance(self, count: int) -> None:
+        with self.lock:
+            self.count += count
+        if self.parent is not None:
+            self.parent.advance(count)
+
+    def finish(self) -> None:
+        pass
+
+    def fork(self) -> Recorder:
+        return Recorder(self)
+
+
 def test_parallel_transfers_give_the_same_image(registry: Registry, second_registry: Registry, pushed: str) -> None:
     options = RegistryOptions(retry_times=1, retry_delay=0.01, jobs=8)
-    result = copy(f"docker://{registry.host}/copy/multi:1", f"docker://{second_registry.host}/jobs:8", options=options)
+    progress = Recorder()
+    source, destination = f"docker://{registry.host}/copy/multi:1", f"docker://{second_registry.host}/jobs:8"
+    result = copy(source, destination, options=options, progress=progress)
     assert str(result.digest) == pushed and result.stats.uploaded == BLOBS
+    total = result.stats.bytes_uploaded
+    assert progress.started == [(f"{BLOBS} blobs", total)] and progress.count == total  # the total bar
     assert skopeo_raw(f"docker://{second_registry.host}/jobs:8") == skopeo_raw(f"docker://{registry.host}/copy/multi:1")
     with pytest.raises(FormatError, match="--jobs 0: expected 1 to 32"):
         RegistryOptions(jobs=0)
@@ -311,3 +341,30 @@ def test_copy_from_a_token_registry_with_pull_scope_tokens(
     with pytest.raises(AuthError):
         copy(f"docker://{source.host}/tok/src:1", f"oci:{tmp_path / 'x'}:1", options=anonymous)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_manifest_named_by_sha512_is_refused_by_a_registry_before_its_tag(registry: Registry, tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    convert(str(FIXTURES / "hello-amd64.tar"), f"oci:{layout}:1.0")
+    listed = entry(layout)
+    raw = blob(layout, listed["digest"])
+    sha512 = "sha512:" + hashlib.sha512(raw).hexdigest()
+    (layout / "blobs" / "sha512").mkdir()
+    (layout / "blobs" / "sha512" / sha512.partition(":")[2]).write_bytes(raw)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{**listed, "digest": sha512}]}))
+    copy(f"oci:{layout}:1.0", f"oci:{tmp_path / 'copy'}:1.0")  # a layout keeps it as it is
+    assert entry(tmp_path / "copy")["digest"] == sha512
+    target = f"docker://{registry.host}/sha512/app:1.0"
+    with pytest.raises(RegistryError, match=rf"manifest {sha512}: registries name manifests by sha256; copy it into"):
+        copy(f"oci:{layout}:1.0", target, options=FAST)
+    with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN|manifest unknown"):
+        copy(target, f"oci:{tmp_path / 'back'}:1.0", options=FAST)
+
+
+def test_a_failed_copy_leaves_no_directory_behind(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.tar"
+    broken.write_bytes((FIXTURES / "hello-amd64.tar").read_bytes()[:20_000])
+    for destination in (f"oci:{tmp_path / 'new' / 'deep'}:t", f"docker-archive:{tmp_path / 'out' / 'x.tar'}"):
+        with pytest.raises(PyociError):
+            copy(str(broken), destination)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tar"]

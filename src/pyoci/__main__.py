@@ -1,5 +1,5 @@
-"""``python -m pyoci``: the command line."""
+"""``python -m pyoci``: the command line (named ``pyoci`` in its messages, as when installed)."""
 
 from pyoci.cli.main import main
 
-main()
+main(prog_name="pyoci")

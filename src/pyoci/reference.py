@@ -35,7 +35,7 @@ STDIN = "-"
 DOCKER_HUB = "docker.io"
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?")
+_DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::([0-9]{1,5}))?")
 _REF_NAME_COMPONENT = re.compile(r"[A-Za-z0-9]+(?:[-._:@+][A-Za-z0-9]+)*")
 _DIGEST_SUFFIX = re.compile(r"(.+)@((?:sha256|sha512):[^:@/]*)")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -121,7 +121,8 @@ class ImageName:
         first, sep, remainder = rest.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost"):
             domain, path = first, remainder
-            if not _DOMAIN.fullmatch(domain) or domain.endswith(":"):
+            port = _DOMAIN.fullmatch(domain)
+            if port is None or not 0 < int(port[1] or "1") < 65536:
                 raise FormatError(f"image name {text!r}: invalid registry {domain!r}")
         else:
             domain, path = DOCKER_HUB, rest

@@ -50,6 +50,9 @@ ALL_SOURCES = (*LOCAL_SOURCES, "docker", "static")
 def staging_directory(staging: Path | None) -> Iterator[Path]:
     """A fresh temporary directory inside ``staging`` (created when needed), else the system's; removed at exit.
 
+    The directories created for ``staging`` are removed at exit too when they are still empty (the
+    command failed before its destination was written), so a failed run leaves nothing behind.
+
     Raises:
         OSError: it cannot be created.
     """
@@ -57,13 +60,19 @@ def staging_directory(staging: Path | None) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix=".pyoci-tmp-") as tmp:
             yield Path(tmp)
         return
+    created = [directory for directory in (staging, *staging.parents) if not directory.exists()]
     staging.mkdir(parents=True, exist_ok=True)
     path = temp_name(staging)
-    path.mkdir()
     try:
+        path.mkdir()
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        for directory in created:  # deepest first
+            try:
+                directory.rmdir()
+            except OSError:
+                break
 
 
 @contextlib.contextmanager

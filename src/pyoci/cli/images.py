@@ -87,6 +87,8 @@ def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOpt
     static:...). Shows tags, platforms, manifest and config digests, layer count and sizes,
     created and entrypoint; --raw prints the exact manifest or index bytes.
     """
+    if raw and as_json:
+        raise click.UsageError("--raw and --json exclude each other")
     # imported here, not at the top: `pyoci --help` and the other commands start without it
     from pyoci.commands.inspect import inspect
 

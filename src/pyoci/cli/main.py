@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pyoci.errors import PyociError
+from pyoci.errors import PyociError, one_line
 from pyoci.version import __version__
 
 COMMANDS = {
@@ -47,6 +47,26 @@ class _Group(click.Group):
         module, _, name = COMMANDS[cmd_name].partition(":")
         command: click.Command = getattr(importlib.import_module(module), name)
         return command
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run as click does, but a usage error is one line too: ``pyoci: error: ... (see 'pyoci CMD -h')``, exit 2."""
+        kwargs["standalone_mode"] = False
+        try:
+            status = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # the help itself, as click shows it
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            click.echo(f"pyoci: error: {one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"pyoci: error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("pyoci: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(status if isinstance(status, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         # CI cancellation, timeout(1) and docker stop send SIGTERM: clean up temporary files as for SIGINT

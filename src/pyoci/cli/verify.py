@@ -33,9 +33,11 @@ def verify_command(layout: str, schemas: str | None, as_json: bool) -> None:
             click.echo(f"note: {note}", err=True)
         for problem in report.problems:
             click.echo(f"problem: {problem}")
-        click.echo(
-            f"{report.layout}: {report.blobs_checked} blobs checked, {len(report.problems)} problems",
-            err=True,
-        )
+        checked, found = _count(report.blobs_checked, "blob"), _count(len(report.problems), "problem")
+        click.echo(f"{report.layout}: {checked} checked, {found}", err=True)
     if report.problems:
         sys.exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -157,6 +157,8 @@ def copy_blobs(
     """Copy blob ``nodes``, ``jobs`` at a time; the counts go to ``stats``.
 
     ``labelled``: nodes whose manifests name the blobs for progress bars (see :func:`blob_labels`).
+    With several jobs, ``progress`` shows the total (every blob's bytes, those not sent counted
+    once decided) and each transfer reports to a :meth:`~pyoci.progress.Progress.fork` of it.
 
     The first failure is raised once the transfers already running have ended; the ones not
     started are not started.
@@ -170,11 +172,15 @@ def copy_blobs(
     def one(node: Node) -> tuple[Node, str]:
         shown = progress.fork() if jobs > 1 else progress
         label = labels.get(node.digest)
-        return node, copy_blob(source, node, target, mount_from, _Labelled(shown, label) if label else shown)
+        outcome = copy_blob(source, node, target, mount_from, _Labelled(shown, label) if label else shown)
+        if outcome != "uploaded" and jobs > 1:
+            shown.advance(node.descriptor.size)  # counts toward the total: nothing left to send
+        return node, outcome
 
     if jobs <= 1 or len(nodes) <= 1:
         outcomes = [one(node) for node in nodes]
     else:
+        progress.start(f"{len(nodes)} blobs", sum(node.descriptor.size for node in nodes))
         with ThreadPoolExecutor(min(jobs, len(nodes)), thread_name_prefix="pyoci-transfer") as pool:
             futures = [pool.submit(one, node) for node in nodes]
             try:
@@ -183,6 +189,8 @@ def copy_blobs(
                 for future in futures:
                     future.cancel()
                 raise
+            finally:
+                progress.finish()
     for node, outcome in outcomes:
         if outcome == "skipped":
             stats.skipped += 1

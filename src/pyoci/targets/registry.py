@@ -226,8 +226,16 @@ class RegistryTarget:
         """``PUT /v2/<name>/manifests/<tag or digest>`` with the exact bytes and media type.
 
         Raises:
-            RegistryError: the registry refused the manifest or computed another digest.
+            RegistryError: the registry refused the manifest or computed another digest, or the
+                manifest is named by a digest other than sha256: the distribution registry names
+                a manifest by the sha256 of its bytes and refuses any other (``DIGEST_INVALID``),
+                so such a manifest is refused here, before its tag could be written.
         """
+        if descriptor.digest.algorithm != "sha256":
+            raise RegistryError(
+                f"{self.name}: manifest {descriptor.digest}: registries name manifests by sha256; copy it into"
+                " a layout or static tree instead"
+            )
         reference = tag or str(descriptor.digest)
         answer = self.client.request(
             "PUT",
