@@ -216,17 +216,13 @@ def reachable(layout: ImageLayout) -> set[Digest]:
     Every message ends with "nothing removed".
     """
     seen: set[Digest] = set()
-    try:
+    with _nothing_removed():
         for node in walk.walk(layout, layout.read_index().manifests, subjects=True):
             if node.kind == walk.UNKNOWN and node.via in ("root", "manifests"):
                 raise LayoutError(
                     f"{layout.root}: {node.digest}: gc cannot follow media type {node.descriptor.media_type!r}"
                 )
             seen.add(node.digest)
-    except FormatError as exc:
-        raise LayoutError(f"{exc}; nothing removed") from exc
-    except LayoutError as exc:
-        raise type(exc)(f"{exc}; nothing removed") from exc
     return seen
 
 
@@ -417,13 +413,18 @@ def _referrers(repo: StaticRepository, files: Iterable[ManifestFile]) -> dict[Di
 
 @contextlib.contextmanager
 def _nothing_removed() -> Iterator[None]:
-    """Re-raise a failure to read what is kept, adding "; nothing removed" (a FormatError becomes a LayoutError)."""
+    """Re-raise a failure to read what is kept with "; nothing removed" added to its message.
+
+    The exception keeps its type and attributes (a :class:`RegistryError`'s status and codes), except
+    that a FormatError becomes a LayoutError.
+    """
     try:
         yield
     except FormatError as exc:
         raise LayoutError(f"{exc}; nothing removed") from exc
     except PyociError as exc:
-        raise type(exc)(f"{exc}; nothing removed") from exc
+        exc.args = (f"{exc}; nothing removed", *exc.args[1:])
+        raise
 
 
 def _retain(
