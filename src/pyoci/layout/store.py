@@ -302,15 +302,8 @@ class ImageLayout:
             LayoutError: it is not a readable regular file (a directory, a FIFO, a link loop).
             DigestMismatchError: (from ``read``) the bytes differ from the descriptor.
         """
-        path = self.blob_path(descriptor.digest)
-        try:
-            f = open_regular(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise BlobNotFoundError(f"{self.root}: blob {descriptor.digest} is missing") from None
-        except OSError as exc:
-            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        with f:
-            yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
+        with open_blob_file(self.blob_path(descriptor.digest), descriptor, f"{self.root}: blob") as reader:
+            yield reader
 
     def read_blob(self, descriptor: Descriptor) -> bytes:
         """Read a whole blob of at most :data:`MAX_DOCUMENT_SIZE` bytes, verified.
@@ -434,6 +427,30 @@ class ImageLayout:
     def temp_files(self) -> list[Path]:
         """Return pyoci temporary files left in the layout root, sorted."""
         return sorted(p for p in self.root.glob(TEMP_PREFIX + "*"))
+
+
+@contextlib.contextmanager
+def open_blob_file(path: Path, descriptor: Descriptor, name: str) -> Iterator[VerifyingReader]:
+    """Yield a :class:`VerifyingReader` over the blob file ``path`` of ``descriptor`` (a layout's or a static tree's).
+
+    Args:
+        path: the file; a symbolic link is followed, but the file must be a regular one.
+        descriptor: what the bytes must match.
+        name: how a "missing" message names the blob's store, e.g. ``"DIR: blob"``.
+
+    Raises:
+        BlobNotFoundError: the file is absent (or a dangling link): ``NAME DIGEST is missing``.
+        LayoutError: it is not a readable regular file (a directory, a FIFO, a link loop).
+        DigestMismatchError: (from ``read``) the bytes differ from the descriptor.
+    """
+    try:
+        f = open_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise BlobNotFoundError(f"{name} {descriptor.digest} is missing") from None
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    with f:
+        yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
 
 
 def _tag_listing(entries: Sequence[Descriptor]) -> str:

@@ -50,8 +50,9 @@ from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import BlobNotFoundError, FormatError, LayoutError, RegistryError
-from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, open_regular, read_regular, temp_name, write_atomic
+from pyoci.fsutil import TEMP_PREFIX, atomic_file, flock, fsync_dir, read_regular, temp_name, write_atomic
 from pyoci.jsonio import MAX_DOCUMENT_SIZE, dump_json
+from pyoci.layout.store import open_blob_file
 from pyoci.manifest import document_media_type
 from pyoci.progress import Progress
 from pyoci.reference import check_registry_tag
@@ -246,16 +247,8 @@ class StaticRepository:
         """
         return self._open(self._path(descriptor), descriptor)
 
-    @contextlib.contextmanager
-    def _open(self, path: Path, descriptor: Descriptor) -> Iterator[VerifyingReader]:
-        try:
-            f = open_regular(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise BlobNotFoundError(f"{self.name}: {descriptor.digest} is missing") from None
-        except OSError as exc:
-            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-        with f:
-            yield VerifyingReader(f, descriptor.digest, descriptor.size, str(path))
+    def _open(self, path: Path, descriptor: Descriptor) -> contextlib.AbstractContextManager[VerifyingReader]:
+        return open_blob_file(path, descriptor, f"{self.name}:")
 
     def has_blob(self, descriptor: Descriptor) -> bool:
         """True when ``blobs/DIGEST`` exists (its content is not checked)."""
