@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -46,6 +47,8 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -73,6 +76,7 @@ class Run:
     layer_digests: tuple[str, ...]
     others_cpu: float = 0.0
     disturbed: bool = False
+    helper_cpu: float = 0.0
 
 
 @dataclass
@@ -95,11 +99,36 @@ class Quiet:
     retries: int = 2
 
 
+@dataclass
+class Attempt:
+    """What one attempt of a measured run executes, when it needs more than a fixed command."""
+
+    cmd: list[str]
+    helpers: tuple[int, ...] = ()
+    """Processes serving the run (a local registry): their CPU is part of it, not a disturbance."""
+    stored: Path | None = None
+    """A directory whose files are the run's output (a registry's blob store), measured before it goes."""
+
+
 def busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot (all cores; idle and iowait excluded)."""
     with open("/proc/stat") as f:
         ticks = [int(x) for x in f.readline().split()[1:8]]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) process ``pid`` has used so far; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def wait_for_quiet(quiet: Quiet) -> None:
@@ -149,29 +178,38 @@ def remove(path: Path | None) -> None:
         path.unlink(missing_ok=True)
 
 
-def measure(cmd: list[str], out: Path | None, quiet: Quiet, stdin_path: Path | None = None) -> Run:
+def measure(
+    cmd: list[str] | Callable[[], AbstractContextManager[Attempt]],
+    out: Path | None,
+    quiet: Quiet,
+    stdin_path: Path | None = None,
+) -> Run:
     """One run of ``cmd`` on a quiet machine, redone up to ``quiet.retries`` times while disturbed.
 
-    ``out`` is the OCI layout the command writes (its layers are measured, then it is removed), or a
-    plain file (its size is measured), or None.
+    ``cmd`` is a command, or a factory of a context that prepares each attempt afresh (a new registry)
+    and gives what it runs. ``out`` is the OCI layout the command writes (its layers are measured, then
+    it is removed), or a plain file (its size is measured), or None.
     """
     for attempt in range(quiet.retries + 1):
         remove(out)
-        wait_for_quiet(quiet)
-        before = busy_seconds()
-        wall, cpu, rss = timed(cmd, stdin_path)
-        others = max(0.0, busy_seconds() - before - cpu)
+        with cmd() if callable(cmd) else nullcontext(Attempt(cmd)) as run_of:
+            wait_for_quiet(quiet)
+            before, served = busy_seconds(), sum(map(process_cpu, run_of.helpers))
+            wall, cpu, rss = timed(run_of.cmd, stdin_path)
+            helper_cpu = sum(map(process_cpu, run_of.helpers)) - served
+            others = max(0.0, busy_seconds() - before - cpu - helper_cpu)
+            stored = tree_bytes(run_of.stored) if run_of.stored else 0
         disturbed = others > 0.3 + 0.1 * wall
         if not disturbed or attempt == quiet.retries:
             break
         print(f"    disturbed (others used {others:.2f} CPU s in {wall:.2f} s), again", file=sys.stderr)
-    size, digests = 0, ()
+    size, digests = stored, ()
     if out is not None and out.is_dir():
         size, digests = layers_of(out)
     elif out is not None and out.exists():
         size = out.stat().st_size
     remove(out)
-    return Run(wall, cpu, rss, size, digests, others, disturbed)
+    return Run(wall, cpu, rss, size, digests, others, disturbed, helper_cpu)
 
 
 def pyoci_cmd(source: str, out: Path, compression: str, threads: int | None = None) -> list[str]:
@@ -347,6 +385,14 @@ def table(rows: list[Row], label: str) -> str:
         if case == "threads" and len({r.runs[0].layer_digests for r in tools}) == 1:
             lines.append("\nthreads: outputs byte-identical at --threads 1 and 2")
     return "\n".join(lines)
+
+
+def compile_pyoci() -> None:
+    """Byte-compile pyoci's modules, as an installed package has them: an editable checkout run with
+    PYTHONDONTWRITEBYTECODE set (as some CI and sandboxes do) compiles them again in every run (~0.07 s)."""
+    spec = importlib.util.find_spec("pyoci")
+    assert spec is not None and spec.submodule_search_locations
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *spec.submodule_search_locations], check=True)
 
 
 def machine() -> str:

@@ -22,16 +22,41 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks import make_layers
 from benchmarks.bench_convert import PYOCI, Row, Run, timed
 from benchmarks.skopeo_baseline import make_docker_archive
 
+if TYPE_CHECKING:
+    from support.registry import Registry
+
 ARCHES = [("amd64", ""), ("arm64", "v8"), ("arm", "v7"), ("386", "")]
 
 
-def platform_archives(workdir: Path, size: int, size_text: str) -> list[Path]:
+def start_registry(workdir: Path) -> Registry:
+    """The test suite's ``docker-registry`` on a free loopback port, storage in ``workdir``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from support import registry
+
+    return registry.start_registry(workdir)
+
+
+@contextmanager
+def fresh_registry(workdir: Path) -> Iterator[Registry]:
+    """A new registry with new storage (under ``workdir``), stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        registry = start_registry(Path(tmp))
+        try:
+            yield registry
+        finally:
+            registry.stop()
+
+
+def platform_archives(workdir: Path, size: int, size_text: str) -> tuple[list[Path], list[tuple[str, str]]]:
     archives = []
     for seed, (arch, variant) in enumerate(ARCHES):
         layer = workdir / f"mixed-{size_text}-seed{seed}.tar"
@@ -83,23 +108,16 @@ def push(workdir: Path, size_text: str, runs: int) -> list[Row]:
     if not shutil.which("docker-registry"):
         print("skipping push: docker-registry is not installed")
         return []
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from support.registry import start_registry
-
     layout = workdir / f"layout-{size_text}-amd64"
     rows = [Row("push", "pyoci push"), Row("push", "skopeo copy oci: docker://")]
     for _ in range(runs):
         # a fresh registry each round: skopeo's blob-info cache would otherwise mount the blobs it
         # pushed in an earlier round instead of uploading them
-        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            registry = start_registry(Path(tmp))
-            try:
-                run_timed(rows[0], [*PYOCI, "push", "-q", f"oci:{layout}:bench", f"docker://{registry.host}/p:1"], None)
-                if shutil.which("skopeo"):
-                    source, dest = f"oci:{layout}:bench", f"docker://{registry.host}/s:1"
-                    run_timed(rows[1], ["skopeo", "copy", "-q", "--dest-tls-verify=false", source, dest], None)
-            finally:
-                registry.stop()
+        with fresh_registry(workdir) as registry:
+            run_timed(rows[0], [*PYOCI, "push", "-q", f"oci:{layout}:bench", f"docker://{registry.host}/p:1"], None)
+            if shutil.which("skopeo"):
+                source, dest = f"oci:{layout}:bench", f"docker://{registry.host}/s:1"
+                run_timed(rows[1], ["skopeo", "copy", "-q", "--dest-tls-verify=false", source, dest], None)
     return [row for row in rows if row.runs]
 
 

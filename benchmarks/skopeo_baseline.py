@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from codec_frontier import cpu_ticks, wait_for_quiet  # noqa: E402
@@ -43,20 +44,24 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-def make_docker_archive(layer: str, archive: str, architecture: str = "amd64", variant: str = "") -> None:
-    diff_id = sha256_file(layer)
+def make_docker_archive(
+    layers: str | Sequence[str], archive: str, architecture: str = "amd64", variant: str = ""
+) -> None:
+    """Write a docker-archive of one image whose layers are the given tar files (one path or several)."""
+    paths = [layers] if isinstance(layers, str) else list(layers)
+    diff_ids = [sha256_file(path) for path in paths]
     config = {
         "architecture": architecture,
         **({"variant": variant} if variant else {}),
         "os": "linux",
         "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        "history": [{"created_by": "pyoci benchmark layer"}],
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
+        "history": [{"created_by": "pyoci benchmark layer"} for _ in paths],
     }
     cfg = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
-    layer_name = f"{diff_id}/layer.tar"
-    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["bench:latest"], "Layers": [layer_name]}]).encode()
+    names = [f"{d}/layer.tar" for d in diff_ids]
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["bench:latest"], "Layers": names}]).encode()
     tmp = archive + ".partial"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as t:
         for name, data in ((cfg_name, cfg), ("manifest.json", manifest)):
@@ -64,11 +69,12 @@ def make_docker_archive(layer: str, archive: str, architecture: str = "amd64", v
             ti.size = len(data)
             ti.mtime = 0
             t.addfile(ti, io.BytesIO(data))
-        ti = tarfile.TarInfo(layer_name)
-        ti.size = os.path.getsize(layer)
-        ti.mtime = 0
-        with open(layer, "rb") as f:
-            t.addfile(ti, f)
+        for path, name in zip(paths, names, strict=True):
+            ti = tarfile.TarInfo(name)
+            ti.size = os.path.getsize(path)
+            ti.mtime = 0
+            with open(path, "rb") as f:
+                t.addfile(ti, f)
     os.replace(tmp, archive)
 
 
