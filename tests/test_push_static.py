@@ -21,6 +21,8 @@ from support.paths import SCHEMAS
 from support.pull import assert_pulled_exactly, skopeo_pull
 
 from pyoci import mediatype, push, verify
+from pyoci.descriptor import Descriptor
+from pyoci.digest import Digest
 from pyoci.targets.static import KIND_ORDER, StaticTree, nginx_config, nginx_locations
 
 SINGLE_REF = "single"
@@ -288,6 +290,23 @@ def test_a_shadowed_file_is_never_served(tmp_path: Path, layouts: dict[str, Path
     assert served["a"].path.name == "a.oci-manifest" and [f.path.name for f in shadowed] == ["a.docker-manifest"]
     assert KIND_ORDER.index("oci-manifest") < KIND_ORDER.index("docker-manifest")
     assert nginx_locations().count("$pyoci_tag.oci-manifest /v2/$pyoci_repo/manifests/$pyoci_tag.docker-manifest") == 1
+
+
+def test_linking_a_blob_a_concurrent_export_linked_first_leaves_no_temporary_file(
+    tmp_path: Path, layouts: dict[str, Path]
+) -> None:
+    """rename(2) of one hard link over another of the same file does nothing: the temporary name must go too."""
+    root = tmp_path / "site"
+    push(layouts["single"], f"static:{root}:two:1")
+    push(layouts["single"], f"static:{root}:one:1")  # one's blobs are links to two's
+    tree = StaticTree(root)
+    blobs = root / "v2" / "one" / "blobs"
+    blob = tree.repository("one").blobs()[0]
+    assert blob.stat().st_nlink == 2
+    descriptor = Descriptor(mediatype.LAYER_GZIP, Digest.parse(blob.name), blob.stat().st_size)
+    assert tree.target("one").mount_blob(descriptor, "two")
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(p.name for p in (root / "v2" / "two" / "blobs").iterdir())
+    assert blob.stat().st_nlink == 2
 
 
 def test_repository_named_like_a_tree_folder_is_refused(tmp_path: Path, layouts: dict[str, Path]) -> None:

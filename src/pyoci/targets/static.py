@@ -546,6 +546,8 @@ class StaticTarget:
         except OSError:
             tmp.unlink(missing_ok=True)
             return False
+        # rename(2) is a no-op when both names are links to one file: a concurrent export linked it first
+        tmp.unlink(missing_ok=True)
         self.tree.record(descriptor.digest, self.directory)
         return True
 
