@@ -57,9 +57,40 @@ HEAVY = ("httpx", "httpcore", "ssl", "zstandard", "deflate", "isal", "jsonschema
     ],
 )
 def test_start_up_loads_no_heavy_library(code: str) -> None:
-    probe = f"{code}\nimport sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
+    heavy = f"sorted(m for m, x in sys.modules.items() if x and m.split('.')[0] in {HEAVY!r})"
+    probe = f"{code}\nimport sys\nprint({heavy})"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True).stdout.decode()
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(sorted(m for m, x in sys.modules.items() if x is not None))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True).stdout.decode()
+    return set(eval(out.strip().splitlines()[-1]))  # noqa: S307 - our own probe's output
+
+
+def test_help_loads_no_command() -> None:
+    loaded = loaded_after(CLI.format(args=["--help"]))
+    commands = {m for m in loaded if m.startswith(("pyoci.cli.", "pyoci.commands."))}
+    assert commands == {"pyoci.cli.main"}
+
+
+def test_help_summaries_are_the_commands_own() -> None:
+    import click
+
+    from pyoci.cli.main import COMMANDS, main
+
+    ctx = click.Context(main)
+    for name, (_, summary) in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None and command.get_short_help_str(1000) == summary, name
+
+
+def test_pushing_a_layout_loads_no_codec_and_no_http_command_line() -> None:
+    loaded = loaded_after(CLI.format(args=["--version"]) + "\nimport pyoci.commands.push, pyoci.targets.registry")
+    assert "httpx" in loaded
+    # (httpx itself imports zstandard, for zstd-encoded answers)
+    assert not loaded & {"pyoci.compression", "deflate", "isal", "httpx._main", "rich", "pygments"}
 
 
 def test_lazy_exports_resolve_to_the_real_objects() -> None:

@@ -1,5 +1,5 @@
 """``python -m pyoci``: the command line (named ``pyoci`` in its messages, as when installed)."""
 
-from pyoci.cli.main import main
+from pyoci.cli.main import run
 
-main(prog_name="pyoci")
+run()

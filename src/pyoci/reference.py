@@ -32,6 +32,8 @@ from pyoci.digest import Digest
 from pyoci.errors import FormatError
 
 STDIN = "-"
+DEFAULT_TAG = "latest"
+"""The tag a reference without one means (Docker's and skopeo's rule)."""
 DOCKER_HUB = "docker.io"
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")

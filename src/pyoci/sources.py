@@ -27,7 +27,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyoci.archive.plan import import_archive
 from pyoci.fsutil import temp_name
 from pyoci.layout.ociarchive import extract_layout_tar
 from pyoci.layout.store import ImageLayout
@@ -134,6 +133,8 @@ def open_source(
             yield LayoutSource(ImageLayout.open(tmp), ref.tag)
             return
         assert isinstance(ref, ArchiveReference)  # the last of LOCAL_SOURCES
+        from pyoci.archive.plan import import_archive  # loads the codecs: only a docker-archive needs them
+
         layout = ImageLayout.create(tmp / "layout")
         [image] = import_archive(ref, layout, options or LayerOptions(), progress)
         # this process wrote every blob under its own digest: a target may link them unhashed

@@ -31,9 +31,7 @@ from pyoci.layout.store import BlobWriter, ImageLayout
 from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
-from pyoci.reference import ArchiveReference, ImageName
-
-DEFAULT_TAG = "latest"
+from pyoci.reference import DEFAULT_TAG, ArchiveReference, ImageName
 
 
 def layout_sinks(layout: ImageLayout) -> SinkFactory[BlobWriter]:

@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.archive.reader import BACKGROUND_WRITE_MIN
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest
@@ -62,7 +61,16 @@ from pyoci.manifest import Index, Manifest
 from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import NoProgress, Progress
-from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
+from pyoci.reference import (
+    DEFAULT_TAG,
+    ArchiveReference,
+    ImageName,
+    LayoutReference,
+    Reference,
+    StaticReference,
+    expect,
+    parse,
+)
 from pyoci.sources import ALL_SOURCES, open_source, staging_directory
 from pyoci.streams import Readable
 from pyoci.targets import BlobSource, Source, Target

@@ -43,6 +43,7 @@ from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
 from pyoci.reference import (
+    DEFAULT_TAG,
     ArchiveReference,
     ImageName,
     LayoutReference,
@@ -62,7 +63,6 @@ from pyoci.targets.session import Destinations
 from pyoci.walk import PlatformImage, platform_images
 
 DESTINATIONS = ("docker", "oci", "oci-archive", "static", "docker-archive")
-DEFAULT_TAG = "latest"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyoci import mediatype
-from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.descriptor import REF_NAME, Descriptor
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, LayoutError, PlatformConflictError, RegistryError, TagError
@@ -45,7 +44,16 @@ from pyoci.manifest import ImageConfig, Index, Manifest
 from pyoci.mediatype import LayerOptions
 from pyoci.platform import Platform
 from pyoci.progress import Progress
-from pyoci.reference import ImageName, LayoutReference, Reference, StaticReference, expect, layout_directory, parse
+from pyoci.reference import (
+    DEFAULT_TAG,
+    ImageName,
+    LayoutReference,
+    Reference,
+    StaticReference,
+    expect,
+    layout_directory,
+    parse,
+)
 from pyoci.sources import ALL_SOURCES, open_source
 from pyoci.targets import Target
 from pyoci.targets.copy import copy_image, mount_sources

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyoci.archive.plan import DEFAULT_TAG
 from pyoci.digest import Digest
 from pyoci.errors import FormatError, TagError
 from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
-from pyoci.reference import ImageName, Reference, StaticReference, check_registry_tag, expect, parse
+from pyoci.reference import DEFAULT_TAG, ImageName, Reference, StaticReference, check_registry_tag, expect, parse
 from pyoci.sources import open_source
 from pyoci.targets.copy import CopyStats, copy_image
 from pyoci.targets.options import RegistryOptions

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyoci import compression, mediatype
+from pyoci import mediatype
 from pyoci.descriptor import Descriptor
 from pyoci.digest import Digest, Digester
 from pyoci.errors import DiffIDMismatchError, FormatError, LayoutError
@@ -118,6 +118,8 @@ class DockerArchiveTarget:
             return
         if declared is None:
             raise FormatError(f"{self.name}: {descriptor.media_type!r} is neither an image config nor a layer")
+        from pyoci import compression  # the codecs: loaded only by a run that writes a docker-archive
+
         path = temp_name(self.staging)
         digester = Digester()
         progress.start(f"{descriptor.digest.encoded[:12]}", descriptor.size)
