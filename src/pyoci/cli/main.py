@@ -123,4 +123,3 @@ def run() -> None:
         main(prog_name="pyoci")
     finally:
         gc.freeze()
-
