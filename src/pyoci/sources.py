@@ -33,7 +33,7 @@ from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
-from pyoci.targets import Source
+from pyoci.targets import Source, tls
 from pyoci.targets.layout import LayoutSource
 from pyoci.targets.options import RegistryOptions
 from pyoci.targets.session import Destinations
@@ -106,6 +106,7 @@ def open_source(
     """
     ref = expect(parse(reference), transports, what)
     if isinstance(ref, ImageName):
+        tls.prefetch()  # the CAs load while the HTTP client is imported
         from pyoci.targets.client import (
             RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
         )

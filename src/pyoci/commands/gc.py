@@ -68,6 +68,7 @@ from pyoci.reference import (
     layout_directory,
     parse,
 )
+from pyoci.targets import tls
 from pyoci.targets.options import RegistryOptions
 from pyoci.targets.referrers import referrer_subject
 from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree
@@ -601,6 +602,7 @@ def _gc_registry(
     if ref.tag is not None or ref.digest is not None:
         raise FormatError(f"{ref.uri}: gc works on a whole repository; drop the tag")
     name = f"docker://{ref.domain}/{ref.repository}"
+    tls.prefetch()  # the CAs load while the HTTP client is imported
     from pyoci.targets.client import (
         RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pyoci.errors import FormatError
 from pyoci.reference import STDIN, ArchiveReference, ImageName, LayoutReference, Reference, StaticReference
-from pyoci.targets import Target
+from pyoci.targets import Target, tls
 from pyoci.targets.archive_files import DockerArchiveTarget, OciArchiveTarget, output_file, staging_beside
 from pyoci.targets.layout import LayoutTarget, layout_target
 from pyoci.targets.options import RegistryOptions
@@ -79,6 +79,7 @@ class Destinations:
                 self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
+            tls.prefetch()  # the CAs load while the HTTP client is imported
             from pyoci.targets.registry import (
                 RegistryTarget,  # the registry client (httpx, TLS) is loaded only when a registry is used
             )
