@@ -16,7 +16,7 @@ from support.pull import skopeo_pull
 from support.registry import Registry, start_registry
 
 from pyoci import gc, push
-from pyoci.errors import RegistryError
+from pyoci.errors import FormatError, RegistryError
 from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
 from pyoci.walk import walk
@@ -78,6 +78,11 @@ def test_registry_retention_deletes_exactly_what_only_removed_tags_reach(
     order = [item["path"].split("@")[1] for item in dry["removed"] if item["kind"] != "tag"]
     assert order.index(images["v1"][0]) < min(order.index(d) for d in images["v1"][1] - {images["v1"][0]})
     assert all(present(host, "manifests", d) for d in doomed)  # a dry run deletes nothing
+    with pytest.raises(FormatError, match=rf"^docker://{host}/app: --keep 'relase-\*' matched no tag and the rules"):
+        gc(f"docker://{host}/app", keep=["relase-*"])
+    assert all(present(host, "manifests", d) for d in doomed)
+    noted = gc(f"docker://{host}/app", keep=["stable", "nothing-*"], dry_run=True)
+    assert noted.notes == ("--keep 'nothing-*' matched no tag",) and noted.kept_tags == ("app:stable",)
 
     result = gc(f"docker://{host}/app", keep=["stable"], keep_last=2)
     assert [item.path for item in result.removed] == [item["path"] for item in dry["removed"] if item["kind"] != "tag"]

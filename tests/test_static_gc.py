@@ -355,6 +355,33 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         gc(f"static:{tmp_path}:app")
 
 
+def test_a_pattern_that_matches_no_tag_never_removes_every_tag(tmp_path: Path, dated: dict[str, Path]) -> None:
+    root = tmp_path / "site"
+    make_tree(root, dated, ["v1", "v2"])
+    before = tree_files(root)
+    for pattern, message in [
+        ("relase-*", r"--keep 'relase-\*' matched no tag and the rules keep none: nothing removed$"),
+        ("[", r"--keep '\[': '\[' at 1 has no closing '\]'$"),
+        ("v[!12", r"--keep 'v\[!12': '\[' at 2 has no closing '\]'$"),
+        ("", r"--keep '': an empty pattern matches no tag$"),
+    ]:
+        with pytest.raises(FormatError, match=message):
+            gc(f"static:{root}", keep=[pattern])
+    proc = run_pyoci("gc", "--keep", "relase-*", f"static:{root}", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.decode() == (
+        f"pyoci: error: static:{root}: --keep 'relase-*' matched no tag and the rules keep none: nothing removed\n"
+    )
+    assert tree_files(root) == before
+    # a pattern that matches nothing beside one that keeps a tag: noted, and the summary counts the tags
+    proc = run_pyoci("gc", "--keep", "v2", "--keep", "relase-*", f"static:{root}")
+    lines = proc.stderr.decode().splitlines()
+    assert lines[0] == "note: --keep 'relase-*' matched no tag"
+    assert lines[1].startswith(f"{root}: removed ") and "(2 tags, 1 kept)" in lines[1]
+    assert read_json(root / "v2/_catalog") == {"repositories": ["app"]}
+    assert read_json(root / "v2/app/tags/list")["tags"] == ["v2"]
+
+
 def test_gc_upgrades_a_tree_of_the_earlier_layout(tmp_path: Path, dated: dict[str, Path]) -> None:
     root = tmp_path / "site"
     push(f"oci:{dated['v1']}:v1", f"static:{root}:app:v1")

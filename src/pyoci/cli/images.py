@@ -158,6 +158,7 @@ def gc_command(
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     verb = "would remove" if dry_run else "removed"
-    tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if result.kept_tags else ""
+    tagged = result.kept_tags or result.removed_tags
+    tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if tagged else ""
     summary = f"{verb} {len(result.removed)} files{tags}, {result.freed} bytes; {result.kept} blobs reachable"
     click.echo(f"{result.layout}: {summary}", err=True)

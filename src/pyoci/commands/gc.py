@@ -15,7 +15,10 @@ temporary file or directory (``.pyoci-tmp-<pid>-...``) is removed only when that
 kept when a ``keep`` glob pattern matches it (``TAG`` patterns match the tag in every repository;
 ``REPO:TAG`` patterns the repository too) or when it is among the ``keep_last`` newest tags of its
 repository, by the image's ``created`` (image-spec ``config.md``; an index: the newest of its
-platforms; no date: oldest; ties: the greater tag name first). With no rule every tag is kept. Then,
+platforms; no date: oldest; ties: the greater tag name first). With no rule every tag is kept. A
+pattern is a shell glob (``*``, ``?``, ``[...]``; an empty one or a ``[`` without ``]`` is refused); one
+that matches no tag is noted, and when the rules then keep no tag at all, gc stops before removing
+anything (a typo in a pattern would otherwise remove every tag). Then,
 per repository (blobs are files of each repository, hard-linked between them: removing one
 repository's link never removes a blob another repository still uses):
 
@@ -169,7 +172,8 @@ class GcResult:
         removed_tags: its tags removed, ``REPO:TAG``, sorted.
         still_linked: bytes of removed files whose data another link in the tree keeps (a blob
             hard-linked into a repository that still uses it): not freed.
-        notes: remarks that are not errors (a registry tag that could not go alone).
+        notes: remarks that are not errors (a registry tag that could not go alone, a ``--keep``
+            pattern that matched no tag).
     """
 
     layout: Path | str
@@ -260,7 +264,9 @@ def gc(
         What was removed, with sizes in bytes.
 
     Raises:
-        FormatError: a malformed reference, ``keep_last`` below 1, or retention rules for a layout.
+        FormatError: a malformed reference, ``keep_last`` below 1, retention rules for a layout, a
+            malformed ``keep`` pattern (empty, a ``[`` without ``]``), or a pattern that matches no tag
+            while the rules keep no tag at all (nothing is removed then: a typo would remove every tag).
         LayoutError: not a layout or tree; BlobNotFoundError / DigestMismatchError / FormatError
             when an index or manifest that is kept is missing, corrupt or unreadable (nothing is
             removed then).
@@ -269,6 +275,8 @@ def gc(
     """
     if keep_last is not None and keep_last < 1:
         raise FormatError(f"--keep-last {keep_last}: expected 1 or more")
+    for pattern in keep:
+        check_pattern(pattern)
     parsed = parse(layout, bare="layout") if not isinstance(layout, os.PathLike) else None
     if isinstance(parsed, StaticReference):
         return _gc_static(parsed, tuple(keep), keep_last, dry_run)
@@ -321,6 +329,39 @@ def created_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse a ``--keep`` glob that is empty or has a ``[`` without its ``]`` (fnmatch would take it literally).
+
+    Raises:
+        FormatError: naming the pattern.
+    """
+    if not pattern:
+        raise FormatError("--keep '': an empty pattern matches no tag")
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            j = i + 1 + (pattern[i + 1 : i + 2] in ("!", "^"))
+            j = pattern.find("]", j + 1)
+            if j < 0:
+                raise FormatError(f"--keep {pattern!r}: '[' at {i + 1} has no closing ']'")
+            i = j
+        i += 1
+
+
+def _unmatched(where: str, keep: Sequence[str], tags: dict[str, Sequence[str]], kept: int) -> tuple[str, ...]:
+    """Notes for the ``--keep`` patterns that match no tag of any repository.
+
+    Raises:
+        FormatError: such a pattern, and the rules keep no tag at all while some tag exists (a typo
+            in the pattern would otherwise remove every tag): nothing is removed.
+    """
+    unmatched = [p for p in keep if not any(matches(repo, tag, [p]) for repo, names in tags.items() for tag in names)]
+    if unmatched and kept == 0 and any(tags.values()):
+        patterns = ", ".join(repr(p) for p in unmatched)
+        raise FormatError(f"{where}: --keep {patterns} matched no tag and the rules keep none: nothing removed")
+    return tuple(f"--keep {p!r} matched no tag" for p in unmatched)
 
 
 def matches(repository: str, tag: str, patterns: Sequence[str]) -> bool:
@@ -506,6 +547,12 @@ def _gc_static(ref: StaticReference, keep: tuple[str, ...], keep_last: int | Non
             tree.upgrade()
         with _nothing_removed():
             plans = [_plan_repository(tree.repository(name), keep, keep_last) for name in tree.repositories()]
+        notes = _unmatched(
+            f"static:{tree.root}",
+            keep,
+            {p.repo.repository: [*p.kept_tags, *p.removed_tags] for p in plans},
+            sum(len(p.kept_tags) for p in plans),
+        )
         order = {TAG: 0, INDEX: 1, MANIFEST: 2, BLOB: 3}
         garbage: list[tuple[Path, str]] = sorted(
             ((path, kind) for plan in plans for path, kind in plan.removals), key=lambda pk: order[pk[1]]
@@ -535,6 +582,7 @@ def _gc_static(ref: StaticReference, keep: tuple[str, ...], keep_last: int | Non
             tuple(sorted(f"{p.repo.repository}:{t}" for p in plans for t in p.kept_tags)),
             tuple(sorted(f"{p.repo.repository}:{t}" for p in plans for t in p.removed_tags)),
             still_linked,
+            notes,
         )
 
 
@@ -614,6 +662,7 @@ def _gc_registry(
         descriptors = {tag: source.fetch_manifest(tag)[0] for tag in tags}
         with _nothing_removed():
             kept, reach = _retain(source, ref.repository, descriptors, keep, keep_last, {})
+        notes = list(_unmatched(name, keep, {ref.repository: tags}, len(kept)))
         removed_tags = [tag for tag in tags if tag not in kept]
         deletions: list[tuple[Descriptor, str]] = []  # parents first: each removed root, then what only it reaches
         seen: set[Digest] = set()
@@ -622,7 +671,6 @@ def _gc_registry(
                 seen.add(node.digest)
                 deletions.append((node.descriptor, INDEX if node.kind == walk.INDEX else MANIFEST))
         shared = [tag for tag in removed_tags if descriptors[tag].digest in reach]
-        notes: list[str] = []
         if not dry_run:
             for descriptor, _ in deletions:
                 source.delete_manifest(str(descriptor.digest))
