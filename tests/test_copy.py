@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FIXTURES, PASSWORD, USER, need_tool, pull, run_pyoci, validate_layout
@@ -17,7 +21,7 @@ from support.registry import Registry, start_registry
 from support.token_issuer import TokenIssuer
 
 from pyoci import RegistryOptions, convert, copy, merge, push
-from pyoci.errors import AuthError, FormatError, PyociError, RegistryError
+from pyoci.errors import AuthError, FormatError, LayoutError, PyociError, RegistryError
 from pyoci.mediatype import IMAGE_INDEX, IMAGE_MANIFEST
 
 FAST = RegistryOptions(retry_times=1, retry_delay=0.01)
@@ -126,6 +130,24 @@ def test_layout_to_docker_archive_read_by_skopeo(layouts: dict[str, Path], tmp_p
     second = tmp_path / "app2.tar"
     copy(multi, f"docker-archive:{second}:example.com/app:1", platforms=["linux/arm/v7"])
     assert second.read_bytes() == archive.read_bytes()
+
+
+def test_a_full_disk_under_a_docker_archive_is_not_blamed_on_the_layer(
+    layouts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyoci.targets import archive_files
+
+    class Full(io.BufferedWriter):
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(archive_files, "open", lambda path, mode: Full(io.FileIO(path, mode)), raising=False)
+    archive = tmp_path / "app.tar"
+    with pytest.raises(LayoutError) as caught:
+        copy(f"oci:{layouts['single']}:1.0", f"docker-archive:{archive}:example.com/app:1")
+    assert str(caught.value).startswith(f"docker-archive:{archive}: layer sha256:")
+    assert str(caught.value).endswith(": No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_oci_archive_round_trip_byte_exact(layouts: dict[str, Path], tmp_path: Path) -> None:

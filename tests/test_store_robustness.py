@@ -18,7 +18,7 @@ from support.layouts import blob, blob_path, document, entry, snapshot
 from pyoci import copy, inspect, merge, verify
 from pyoci.commands.verify import UNKNOWN_LAYER_NOTE
 from pyoci.descriptor import REF_NAME
-from pyoci.errors import DigestMismatchError, PyociError
+from pyoci.errors import DigestMismatchError, LayoutError, PyociError
 from pyoci.layout.store import ImageLayout
 from pyoci.manifest import Index, Manifest
 from pyoci.mediatype import IMAGE_CONFIG, IMAGE_INDEX, IMAGE_MANIFEST
@@ -56,6 +56,23 @@ def test_a_blob_that_is_a_symbolic_link_is_copied_as_a_regular_file(tmp_path: Pa
     copied = blob_path(tmp_path / "copy", layer)
     assert not copied.is_symlink() and copied.read_bytes() == elsewhere.read_bytes()
     assert verify(tmp_path / "copy").ok
+
+
+def test_an_unreadable_source_blob_is_named_not_the_destinations_temporary_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyoci.targets import layout as layout_target
+
+    source = single_layout(tmp_path / "source")
+
+    def denied(path: Path, mode: str) -> object:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(layout_target, "open", denied, raising=False)  # as chmod 000 for a user who is not root
+    blobs = re.escape(str(source / "blobs" / "sha256"))
+    with pytest.raises(LayoutError, match=rf"^{blobs}/[0-9a-f]{{64}}: cannot read: Permission denied$"):
+        copy(f"oci:{source}:1.0", f"oci:{tmp_path / 'copy'}:c")
+    assert not (tmp_path / "copy").exists()
 
 
 def test_a_blob_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:

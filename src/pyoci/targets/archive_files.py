@@ -109,8 +109,9 @@ class DockerArchiveTarget:
 
         Raises:
             DigestMismatchError: the source's bytes differ from ``descriptor``.
-            ArchiveError: a layer's compressed data is corrupt.
-            FormatError: a blob that is neither an image config nor a layer.
+            FormatError: a layer's compressed data is corrupt, or a blob is neither an image config nor
+                a layer.
+            LayoutError: the layer cannot be staged (a full disk).
         """
         declared = mediatype.layer_compression(descriptor.media_type)
         if descriptor.media_type in mediatype.CONFIG_TYPES:
@@ -139,6 +140,8 @@ class DockerArchiveTarget:
                 while stored.read(_CHUNK):  # the verifying reader checks the stored blob at its end
                     pass
         except compression.DECODE_ERRORS as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, not corrupt data
+                raise LayoutError(f"{self.name}: layer {descriptor.digest}: {exc.strerror or exc}") from exc
             message = f"{source.name}: layer {descriptor.digest}: corrupt {declared.value} data: {exc}"
             raise FormatError(message) from exc
         finally:

@@ -195,6 +195,9 @@ class LayoutTarget:
         try:
             with open(tmp, "rb") as f:
                 VerifyingReader(f, descriptor.digest, descriptor.size, str(path)).drain()
+        except OSError as exc:  # the link is new, its file the source's: name the source's blob
+            tmp.unlink(missing_ok=True)
+            raise LayoutError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
