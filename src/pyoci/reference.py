@@ -275,7 +275,7 @@ def parse(text: str | os.PathLike[str] | Reference, bare: Bare = "source") -> Re
     if isinstance(text, ArchiveReference | LayoutReference | ImageName | StaticReference | BucketReference):
         return text
     if isinstance(text, os.PathLike):
-        return _bare(os.fspath(text), bare if bare != "registry" else "source")
+        return _bare(os.fspath(text), bare if bare != "registry" else "source", typed=False)
     if not text:
         raise FormatError("reference: empty")
     transport, sep, rest = text.partition(":")
@@ -323,7 +323,9 @@ def _url(text: str, transport: str, rest: str) -> Reference:
             raise FormatError(f"reference {text!r}: invalid bucket name {bucket!r}")
         prefix = prefix.strip("/")
         return BucketReference(bucket, f"{prefix}/" if prefix else "")
-    raise FormatError(f"reference {text!r}: unknown transport {transport}:// (pyoci reads docker:// and s3://)")
+    raise FormatError(
+        f"reference {text!r}: unknown transport {transport}:// (the URL transports are docker://, and s3:// for sync)"
+    )
 
 
 def _static(text: str, rest: str) -> StaticReference:
@@ -340,7 +342,29 @@ def _static(text: str, rest: str) -> StaticReference:
     return StaticReference(Path(directory), parsed.repository, parsed.tag, parsed.digest)
 
 
-def _bare(text: str, bare: Bare) -> Reference:
+def _dir_tag(text: str) -> LayoutReference | None:
+    """``DIR:TAG``, split at the last colon, when ``text`` names nothing and ``DIR`` is a directory."""
+    path, sep, tag = text.rpartition(":")
+    if sep and path and tag and "/" not in tag and not Path(text).exists() and Path(path).is_dir():
+        return LayoutReference(path, check_layout_tag(tag, f"reference {text!r}"))
+    return None
+
+
+def _bare(text: str, bare: Bare, typed: bool = True) -> Reference:
+    """``text`` with no transport, read as ``bare`` says.
+
+    ``typed``: ``text`` is an argument (not a path object), in which a colon may be a misspelt
+    transport or, for a source, ``DIR:TAG``.
+    """
+    if typed and bare in ("archive", "source") and ":" in text and not Path(text).exists():
+        split = _dir_tag(text) if bare == "source" else None
+        if split is not None:
+            return split
+        transport = text.partition(":")[0]
+        raise FormatError(
+            f"reference {text!r}: no such file or directory, and {transport}: is not a transport"
+            " (docker://, oci:, oci-archive:, docker-archive:, static:)"
+        )
     if bare == "archive" or (bare == "source" and (text == STDIN or not Path(text).is_dir())):
         return ArchiveReference(text)
     if bare in ("layout", "source"):
@@ -382,8 +406,13 @@ def expect(ref: Reference, transports: tuple[str, ...], what: str, hint: str = "
     if transport in transports:
         return ref
     accepted = ", ".join(_prefix(t) for t in transports)
-    message = f"{ref}: {what} {accepted} references, not {_prefix(transport)}"
+    message = f"{_shown(ref)}: {what} {accepted} references, not {_prefix(transport)}"
     raise FormatError(f"{message}; {hint}" if hint else message)
+
+
+def _shown(ref: Reference) -> str:
+    """``ref`` as a user writes it, transport included."""
+    return ref.uri if isinstance(ref, ImageName) else str(ref)
 
 
 def _prefix(transport: str) -> str:
@@ -401,9 +430,7 @@ def layout_directory(ref: str | os.PathLike[str] | Reference, action: str) -> La
     """
     parsed = parse(ref, bare="layout")
     if isinstance(parsed, LayoutReference) and not parsed.archive and isinstance(ref, str) and parsed.path == ref:
-        path, sep, tag = ref.rpartition(":")
-        if sep and path and tag and "/" not in tag and not Path(ref).exists() and Path(path).is_dir():
-            parsed = LayoutReference(path, check_layout_tag(tag, f"reference {ref!r}"))
+        parsed = _dir_tag(ref) or parsed
     if not isinstance(parsed, LayoutReference) or parsed.archive:
-        raise FormatError(f"{parsed}: {action} an OCI layout directory (DIR, DIR:TAG or oci:DIR[:TAG])")
+        raise FormatError(f"{_shown(parsed)}: {action} an OCI layout directory (DIR, DIR:TAG or oci:DIR[:TAG])")
     return parsed

@@ -85,7 +85,13 @@ def test_known_bad(text: str, message: str) -> None:
 
 
 def test_bare_arguments_by_role(tmp_path: Path) -> None:
-    assert parse("a:b:c.tar") == ArchiveReference("a:b:c.tar")  # a path is taken whole
+    (tmp_path / "a:b:c.tar").touch()
+    assert parse(f"{tmp_path}/a:b:c.tar") == ArchiveReference(f"{tmp_path}/a:b:c.tar")  # a path is taken whole
+    assert parse(f"{tmp_path}:1.0") == LayoutReference(str(tmp_path), "1.0")  # a source DIR:TAG
+    with pytest.raises(FormatError, match=r"^reference 'oci-archve:a.tar:1': no such file or directory, and oci-"):
+        parse("oci-archve:a.tar:1")
+    with pytest.raises(FormatError, match="no such file or directory, and x: is not a transport"):
+        parse("x:missing.tar", bare="archive")
     assert parse("-") == ArchiveReference("-")
     assert parse(str(tmp_path)) == LayoutReference(str(tmp_path))  # a directory is a layout
     assert parse("out/x", bare="layout") == LayoutReference("out/x")

@@ -43,7 +43,7 @@ from pyoci.errors import (
 from pyoci.jsonio import dump_json, load_json
 from pyoci.layout.store import INDEX_FILE, LAYOUT_FILE, ImageLayout
 from pyoci.manifest import ImageConfig, Manifest
-from pyoci.reference import StaticReference, layout_directory, parse
+from pyoci.reference import StaticReference, expect, layout_directory, parse
 from pyoci.streams import VerifyingReader
 from pyoci.targets.static import NGINX_CONF, NGINX_LOCATIONS, StaticTree, nginx_config, nginx_locations, read_small
 
@@ -306,6 +306,8 @@ def verify(layout: str | os.PathLike[str], *, schemas_dir: str | os.PathLike[str
         FormatError: a malformed reference.
     """
     parsed = parse(layout, bare="layout") if not isinstance(layout, os.PathLike) else None
+    if parsed is not None:
+        expect(parsed, ("oci", "static"), "verify reads")
     if isinstance(parsed, StaticReference):
         report = _verify_static(parsed, schemas_dir)
     else:
