@@ -110,6 +110,11 @@ def test_missing_tag_and_not_a_layout(layout: Path, tmp_path: Path) -> None:
         verify(tmp_path)
     proc = run_pyoci("verify", str(tmp_path / "absent"), check=False)
     assert proc.returncode == 1 and proc.stderr.decode().startswith("pyoci: error: ")
+    proc = run_pyoci("verify", "docker://127.0.0.1:5000/me/app:1.0", check=False)
+    assert (proc.returncode, proc.stderr.decode()) == (
+        1,
+        "pyoci: error: docker://127.0.0.1:5000/me/app:1.0: verify reads oci:, static: references, not docker://\n",
+    )
 
 
 def _replace_manifest(layout: Path, manifest: dict) -> None:
