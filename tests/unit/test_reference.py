@@ -105,14 +105,14 @@ def test_bare_arguments_by_role(tmp_path: Path) -> None:
 def test_layout_directory_takes_dir_tag(tmp_path: Path) -> None:
     assert layout_directory(f"{tmp_path}:1.0", "verify reads") == LayoutReference(str(tmp_path), "1.0")
     assert layout_directory(str(tmp_path), "verify reads") == LayoutReference(str(tmp_path))
-    with pytest.raises(FormatError, match=r"^docker://x/y: verify reads an OCI layout directory"):
+    with pytest.raises(FormatError, match=r"^docker://docker.io/x/y: verify reads an OCI layout directory"):
         layout_directory("docker://x/y", "verify reads")
     with pytest.raises(FormatError, match="an OCI layout directory"):
         layout_directory("oci-archive:x.tar", "gc works on")
 
 
 def test_expect_names_the_command_that_takes_it() -> None:
-    with pytest.raises(FormatError, match=r"^docker://h/x: convert writes oci:, oci-archive: references, not docker://;"):
+    with pytest.raises(FormatError, match=r"^docker://docker.io/h/x: convert writes oci:, oci-archive: references, not docker://;"):
         expect(parse("docker://h/x"), ("oci", "oci-archive"), "convert writes", "use push")
 
 
