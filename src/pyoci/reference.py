@@ -36,6 +36,7 @@ DEFAULT_TAG = "latest"
 """The tag a reference without one means (Docker's and skopeo's rule)."""
 DOCKER_HUB = "docker.io"
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_TAG_RULE = "up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN = re.compile(r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::([0-9]{1,5}))?")
 _REF_NAME_COMPONENT = re.compile(r"[A-Za-z0-9]+(?:[-._:@+][A-Za-z0-9]+)*")
@@ -66,7 +67,7 @@ def check_registry_tag(tag: str, where: str) -> str:
         FormatError: it is not.
     """
     if not _TAG.fullmatch(tag):
-        raise FormatError(f"{where}: {tag!r} is not a valid registry tag")
+        raise FormatError(f"{where}: {tag!r} is not a valid registry tag ({_TAG_RULE})")
     return tag
 
 
@@ -119,7 +120,7 @@ class ImageName:
         if ":" in last:
             rest, _, tag = rest.rpartition(":")
             if not _TAG.fullmatch(tag):
-                raise FormatError(f"image name {text!r}: invalid tag {tag!r}")
+                raise FormatError(f"image name {text!r}: invalid tag {tag!r} ({_TAG_RULE})")
         first, sep, remainder = rest.partition("/")
         if sep and ("." in first or ":" in first or first == "localhost"):
             domain, path = first, remainder

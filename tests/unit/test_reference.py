@@ -69,6 +69,7 @@ def test_round_trip(text: str, expected: object) -> None:
         ("docker://host:65536/x", "invalid registry 'host:65536'"),
         ("docker://host:" + "9" * 30 + "/x", "invalid registry"),
         ("docker://alpine:3\n", "invalid tag"),
+        ("docker://h.io/x:Ab+c", r"invalid tag 'Ab\+c' \(up to 128 letters, digits, '_', '.' and '-', not starting"),
         ("docker://a\n/b:1", "invalid repository"),
         ("static:", "expected static:DIR"),
         ("static:dir:Bad/Repo", "invalid repository"),

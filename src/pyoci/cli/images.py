@@ -160,5 +160,6 @@ def gc_command(
     verb = "would remove" if dry_run else "removed"
     tagged = result.kept_tags or result.removed_tags
     tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if tagged else ""
-    summary = f"{verb} {len(result.removed)} files{tags}, {result.freed} bytes; {result.kept} blobs reachable"
+    what = "manifests" if str(result.layout).startswith("docker://") else "files"
+    summary = f"{verb} {len(result.removed)} {what}{tags}, {result.freed} bytes; {result.kept} blobs reachable"
     click.echo(f"{result.layout}: {summary}", err=True)

@@ -671,7 +671,13 @@ def _gc_registry(
                 seen.add(node.digest)
                 deletions.append((node.descriptor, INDEX if node.kind == walk.INDEX else MANIFEST))
         shared = [tag for tag in removed_tags if descriptors[tag].digest in reach]
-        if not dry_run:
+        if dry_run:
+            notes += [
+                f"{name}:{tag}: a kept tag holds the same image: this tag goes only where the registry deletes "
+                "a tag alone (distribution 2.8 does not)"
+                for tag in shared
+            ]
+        else:
             for descriptor, _ in deletions:
                 source.delete_manifest(str(descriptor.digest))
             for tag in list(shared):
