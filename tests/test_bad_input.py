@@ -257,6 +257,11 @@ def test_oci_archive_never_replaces_a_special_file(tmp_path: Path) -> None:
     (tmp_path / "link.tar").symlink_to(real)
     convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'link.tar'}")
     assert (tmp_path / "link.tar").is_symlink() and real.stat().st_size > 0
+    # a dangling link into a directory that does not exist: refused, nothing created along it
+    (tmp_path / "astray.tar").symlink_to(tmp_path / "nowhere" / "deep" / "x.tar")
+    with pytest.raises(LayoutError, match=r"astray.tar: a symbolic link into .*/nowhere/deep, which does not exist$"):
+        convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'astray.tar'}")
+    assert not (tmp_path / "nowhere").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

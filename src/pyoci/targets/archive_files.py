@@ -43,13 +43,18 @@ _CHUNK = 1 << 20
 def output_file(path: str) -> Path:
     """The file a path names (a symlink followed), checked to be a regular file or absent.
 
+    The path's missing parent directories are created, but not those of a symbolic link's target: a
+    dangling link into a directory that does not exist is refused.
+
     Raises:
-        LayoutError: it exists and is not a regular file (a device, a FIFO, a directory), or its
-            directory cannot be created.
+        LayoutError: it exists and is not a regular file (a device, a FIFO, a directory), it is a
+            symbolic link into a missing directory, or its directory cannot be created.
     """
     target = Path(path).resolve()
     if target.exists() and not target.is_file():
         raise LayoutError(f"{path}: exists and is not a regular file")
+    if Path(path).is_symlink() and not target.parent.is_dir():
+        raise LayoutError(f"{path}: a symbolic link into {target.parent}, which does not exist")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
