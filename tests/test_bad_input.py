@@ -259,8 +259,14 @@ def test_oci_archive_never_replaces_a_special_file(tmp_path: Path) -> None:
     assert (tmp_path / "link.tar").is_symlink() and real.stat().st_size > 0
     # a dangling link into a directory that does not exist: refused, nothing created along it
     (tmp_path / "astray.tar").symlink_to(tmp_path / "nowhere" / "deep" / "x.tar")
-    with pytest.raises(LayoutError, match=r"astray.tar: a symbolic link into .*/nowhere/deep, which does not exist$"):
+    with pytest.raises(LayoutError, match=r"astray.tar: a symbolic link into .*/nowhere/deep, which is not a dir"):
         convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'astray.tar'}")
+    (tmp_path / "astray").symlink_to(tmp_path / "nowhere")  # a directory on the way
+    with pytest.raises(LayoutError, match=r"astray/x.tar: cannot create its directory: File exists$"):
+        convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'astray' / 'x.tar'}")
+    (tmp_path / "into-file.tar").symlink_to(real / "x.tar")
+    with pytest.raises(LayoutError, match=r"into-file.tar: a symbolic link into .*/real.tar, which is not a dir"):
+        convert(str(FIXTURES / "hello-amd64.tar"), f"oci-archive:{tmp_path / 'into-file.tar'}")
     assert not (tmp_path / "nowhere").exists()
 
 

@@ -145,8 +145,28 @@ def test_a_full_disk_under_a_docker_archive_is_not_blamed_on_the_layer(
     archive = tmp_path / "app.tar"
     with pytest.raises(LayoutError) as caught:
         copy(f"oci:{layouts['single']}:1.0", f"docker-archive:{archive}:example.com/app:1")
-    assert str(caught.value).startswith(f"docker-archive:{archive}: layer sha256:")
-    assert str(caught.value).endswith(": No space left on device")
+    assert str(caught.value) == f"docker-archive:{archive}: cannot write: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_source_that_cannot_be_read_is_blamed_on_the_source_not_the_docker_archive(
+    layouts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyoci.streams import VerifyingReader
+
+    layer = document(layouts["single"], "1.0", IMAGE_MANIFEST)["layers"][0]["digest"]
+    read = VerifyingReader.read
+
+    def failing(self: VerifyingReader, size: int = -1) -> bytes:
+        if str(self._expected) == layer:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return read(self, size)
+
+    monkeypatch.setattr(VerifyingReader, "read", failing)
+    with pytest.raises(LayoutError) as caught:
+        copy(f"oci:{layouts['single']}:1.0", f"docker-archive:{tmp_path / 'app.tar'}:example.com/app:1")
+    assert str(caught.value).startswith(f"{layouts['single']}: layer sha256:")
+    assert str(caught.value).endswith(": cannot read: Input/output error")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

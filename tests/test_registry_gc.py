@@ -82,6 +82,8 @@ def test_registry_retention_deletes_exactly_what_only_removed_tags_reach(
     order = [item["path"].split("@")[1] for item in dry["removed"] if item["kind"] != "tag"]
     assert order.index(images["v1"][0]) < min(order.index(d) for d in images["v1"][1] - {images["v1"][0]})
     assert all(present(host, "manifests", d) for d in doomed)  # a dry run deletes nothing
+    summary = run_pyoci("gc", "-n", "--keep-last", "2", "--keep", "stable", f"docker://{host}/app").stderr
+    assert f"would remove {len(doomed)} manifests (3 tags, 3 kept), " in summary.decode().splitlines()[-1]
     with pytest.raises(FormatError, match=rf"^docker://{host}/app: --keep 'relase-\*' matched no tag and the rules"):
         gc(f"docker://{host}/app", keep=["relase-*"])
     assert all(present(host, "manifests", d) for d in doomed)

@@ -106,7 +106,8 @@ def open_source(
     """
     ref = expect(parse(reference), transports, what)
     if isinstance(ref, ImageName):
-        tls.prefetch()  # the CAs load while the HTTP client is imported
+        verify = (session.options if session is not None else registry or RegistryOptions()).tls_verify
+        tls.prefetch(verify)  # the CAs load while the HTTP client is imported
         from pyoci.targets.client import (
             RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
         )

@@ -35,10 +35,23 @@ def test_the_prefetched_context_goes_to_the_first_caller_only(monkeypatch: pytes
 
 
 def test_a_failure_while_prefetching_is_raised_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> ssl.SSLContext:
-        raise ssl.SSLError("bad bundle")
+    system_context = tls._system_context
 
-    monkeypatch.setattr(tls, "_system_context", broken)
+    def broken_on_the_loader() -> ssl.SSLContext:
+        if threading.current_thread().name == "pyoci-tls":
+            raise ssl.SSLError("bad bundle")
+        return system_context()
+
+    monkeypatch.setattr(tls, "_system_context", broken_on_the_loader)
     tls.prefetch()
     with pytest.raises(ssl.SSLError, match="bad bundle"):
         tls.verified_context()
+    assert tls.verified_context().verify_mode == ssl.CERT_REQUIRED  # the next caller loads its own
+
+
+def test_nothing_loads_for_an_unverified_connection_and_the_loader_is_waited_for() -> None:
+    tls.prefetch(verify=False)
+    assert tls._loader is None
+    tls.prefetch()
+    assert tls._loader is not None and not tls._loader.daemon  # a process ending first waits for it
+    tls.verified_context()

@@ -147,7 +147,7 @@ def gc_command(
     waits while another pyoci process is writing.
     """
     # imported here, not at the top: `pyoci --help` and the other commands start without it
-    from pyoci.commands.gc import gc
+    from pyoci.commands.gc import TAG, gc
 
     result = gc(target, keep=keep, keep_last=keep_last, dry_run=dry_run, options=registry)
     if as_json:
@@ -160,6 +160,9 @@ def gc_command(
     verb = "would remove" if dry_run else "removed"
     tagged = result.kept_tags or result.removed_tags
     tags = f" ({len(result.removed_tags)} tags, {len(result.kept_tags)} kept)" if tagged else ""
-    what = "manifests" if str(result.layout).startswith("docker://") else "files"
-    summary = f"{verb} {len(result.removed)} {what}{tags}, {result.freed} bytes; {result.kept} blobs reachable"
+    if str(result.layout).startswith("docker://"):  # tags deleted alone are counted by the tags part
+        removed = f"{sum(1 for item in result.removed if item.kind != TAG)} manifests"
+    else:
+        removed = f"{len(result.removed)} files"
+    summary = f"{verb} {removed}{tags}, {result.freed} bytes; {result.kept} blobs reachable"
     click.echo(f"{result.layout}: {summary}", err=True)

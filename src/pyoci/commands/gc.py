@@ -650,7 +650,7 @@ def _gc_registry(
     if ref.tag is not None or ref.digest is not None:
         raise FormatError(f"{ref.uri}: gc works on a whole repository; drop the tag")
     name = f"docker://{ref.domain}/{ref.repository}"
-    tls.prefetch()  # the CAs load while the HTTP client is imported
+    tls.prefetch(options.tls_verify)  # the CAs load while the HTTP client is imported
     from pyoci.targets.client import (
         RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
     )

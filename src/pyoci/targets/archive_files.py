@@ -43,22 +43,24 @@ _CHUNK = 1 << 20
 def output_file(path: str) -> Path:
     """The file a path names (a symlink followed), checked to be a regular file or absent.
 
-    The path's missing parent directories are created, but not those of a symbolic link's target: a
-    dangling link into a directory that does not exist is refused.
+    The path's missing parent directories are created, but never along a symbolic link: a dangling
+    link (the file's or a directory's) into a directory that does not exist is refused.
 
     Raises:
-        LayoutError: it exists and is not a regular file (a device, a FIFO, a directory), it is a
-            symbolic link into a missing directory, or its directory cannot be created.
+        LayoutError: it exists and is not a regular file (a device, a FIFO, a directory), its directory
+            cannot be created, or a symbolic link leads into something that is not a directory.
     """
-    target = Path(path).resolve()
-    if target.exists() and not target.is_file():
-        raise LayoutError(f"{path}: exists and is not a regular file")
-    if Path(path).is_symlink() and not target.parent.is_dir():
-        raise LayoutError(f"{path}: a symbolic link into {target.parent}, which does not exist")
+    given = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not given.is_symlink():
+            given.parent.mkdir(parents=True, exist_ok=True)  # a dangling link on the way: FileExistsError
     except OSError as exc:
         raise LayoutError(f"{path}: cannot create its directory: {exc.strerror}") from exc
+    target = given.resolve()
+    if target.exists() and not target.is_file():
+        raise LayoutError(f"{path}: exists and is not a regular file")
+    if not target.parent.is_dir():
+        raise LayoutError(f"{path}: a symbolic link into {target.parent}, which is not a directory")
     return target
 
 
@@ -116,7 +118,7 @@ class DockerArchiveTarget:
             DigestMismatchError: the source's bytes differ from ``descriptor``.
             FormatError: a layer's compressed data is corrupt, or a blob is neither an image config nor
                 a layer.
-            LayoutError: the layer cannot be staged (a full disk).
+            LayoutError: the layer cannot be staged (a full disk) or its source file cannot be read.
         """
         declared = mediatype.layer_compression(descriptor.media_type)
         if descriptor.media_type in mediatype.CONFIG_TYPES:
@@ -140,13 +142,16 @@ class DockerArchiveTarget:
                 plain = compression.open_reader(actual, whole)
                 while chunk := plain.read(_CHUNK):
                     digester.update(chunk)
-                    out.write(chunk)
+                    with _writing(self.name):
+                        out.write(chunk)
                     progress.advance(len(chunk))
+                with _writing(self.name):
+                    out.flush()  # so that closing it has nothing left to fail on
                 while stored.read(_CHUNK):  # the verifying reader checks the stored blob at its end
                     pass
         except compression.DECODE_ERRORS as exc:
-            if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, not corrupt data
-                raise LayoutError(f"{self.name}: layer {descriptor.digest}: {exc.strerror or exc}") from exc
+            if isinstance(exc, OSError) and exc.errno is not None:  # the source file, not its data
+                raise LayoutError(f"{source.name}: layer {descriptor.digest}: cannot read: {exc.strerror}") from exc
             message = f"{source.name}: layer {descriptor.digest}: corrupt {declared.value} data: {exc}"
             raise FormatError(message) from exc
         finally:
@@ -229,3 +234,12 @@ class OciArchiveTarget(LayoutTarget):
         except OSError as exc:
             raise LayoutError(f"{self.path}: cannot write: {exc.strerror or exc}") from exc
 
+
+
+@contextlib.contextmanager
+def _writing(name: str) -> Iterator[None]:
+    """Writes to a staging file of destination ``name``: their failure (a full disk) is a LayoutError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise LayoutError(f"{name}: cannot write: {exc.strerror or exc}") from exc

@@ -79,7 +79,7 @@ class Destinations:
                 self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
-            tls.prefetch()  # the CAs load while the HTTP client is imported
+            tls.prefetch(self.options.tls_verify)  # the CAs load while the HTTP client is imported
             from pyoci.targets.registry import (
                 RegistryTarget,  # the registry client (httpx, TLS) is loaded only when a registry is used
             )

@@ -1,8 +1,10 @@
 """TLS contexts for registry connections, with the system's CA certificates loaded ahead of need.
 
 Loading the CAs takes 25-30 ms (OpenSSL parses the whole bundle, with the GIL released). A command
-about to talk to a registry calls :func:`prefetch` before it imports the HTTP client (about 55 ms),
-so that the two overlap; the registry client then takes the context with :func:`verified_context`.
+about to talk to a registry that it verifies calls :func:`prefetch` before it imports the HTTP client
+(about 55 ms), so that the two overlap; the registry client then takes the context with
+:func:`verified_context`. The loading thread is not a daemon: a process that ends first waits for it
+(OpenSSL torn down under a thread still inside it crashes the interpreter).
 """
 
 from __future__ import annotations
@@ -39,12 +41,16 @@ def _load() -> None:
         _prefetched.append(exc)
 
 
-def prefetch() -> None:
-    """Start loading one verifying context on a background thread (once; later calls do nothing)."""
+def prefetch(verify: bool = True) -> None:
+    """Start loading one verifying context on a background thread (once; later calls do nothing).
+
+    Args:
+        verify: whether the connection about to be made verifies servers; when False nothing loads.
+    """
     global _loader
     with _lock:
-        if _loader is None:
-            _loader = threading.Thread(target=_load, name="pyoci-tls", daemon=True)
+        if verify and _loader is None:
+            _loader = threading.Thread(target=_load, name="pyoci-tls")
             _loader.start()
 
 
