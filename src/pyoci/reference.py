@@ -361,9 +361,12 @@ def _bare(text: str, bare: Bare, typed: bool = True) -> Reference:
         split = _dir_tag(text) if bare == "source" else None
         if split is not None:
             return split
-        transport = text.partition(":")[0]
+        head = text.partition(":")[0]
+        if Path(head).is_file():
+            hint = f"an image of the archive {head} is docker-archive:{text}"
+            raise FormatError(f"reference {text!r}: no such file; {hint}")
         raise FormatError(
-            f"reference {text!r}: no such file or directory, and {transport}: is not a transport"
+            f"reference {text!r}: no such file or directory, and {head}: is not a transport"
             " (docker://, oci:, oci-archive:, docker-archive:, static:)"
         )
     if bare == "archive" or (bare == "source" and (text == STDIN or not Path(text).is_dir())):

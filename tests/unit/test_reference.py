@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,11 @@ def test_bare_arguments_by_role(tmp_path: Path) -> None:
         parse("oci-archve:a.tar:1")
     with pytest.raises(FormatError, match="no such file or directory, and x: is not a transport"):
         parse("x:missing.tar", bare="archive")
+    archive = tmp_path / "app.tar"
+    archive.touch()
+    hint = f"no such file; an image of the archive {archive} is docker-archive:{archive}:a:1"
+    with pytest.raises(FormatError, match=re.escape(hint)):
+        parse(f"{archive}:a:1")
     assert parse("-") == ArchiveReference("-")
     assert parse(str(tmp_path)) == LayoutReference(str(tmp_path))  # a directory is a layout
     assert parse("out/x", bare="layout") == LayoutReference("out/x")
