@@ -256,6 +256,12 @@ def test_one_platform_gives_a_manifest_and_layers_are_shared(tmp_path: Path) -> 
         multi.images[1].layers
         == build(f"oci:{out}", platforms=["linux/arm64"], add=[(str(conf), "/etc/app/")]).images[0].layers
     )
+    # --from scratch, as in a Dockerfile, is no base; a layout's DIR:TAG is a base
+    args = ["--platform", "linux/arm64", "--add", f"{conf}:/etc/app/", str(out)]
+    scratch = run_pyoci("build", "--from", "scratch", *args)
+    assert scratch.stdout == proc.stdout
+    on_top = build(f"oci:{out}:on-top", base=f"{out}:latest", add=[f"{conf}:/etc/more/"])
+    assert on_top.images[0].layers[0] == multi.images[1].layers[0] and len(on_top.images[0].layers) == 2
     assert [m.name for m in layer_members(out, str(multi.images[0].layers[0].digest))] == [
         "etc",
         "etc/app",

@@ -83,6 +83,8 @@ from pyoci.transcode import transcode_layer
 from pyoci.walk import PlatformImage, platform_images
 
 DESTINATIONS = ("oci", "oci-archive", "docker", "static", "docker-archive")
+SCRATCH = "scratch"
+"""The ``--from`` value that names no base (a path named so is ``./scratch``)."""
 """The transports build writes."""
 
 EPOCH_VARIABLE = "SOURCE_DATE_EPOCH"
@@ -463,7 +465,8 @@ def build(
             for one platform, ``docker-archive:FILE[:NAME:TAG]``.
         platforms: ``os/arch[/variant]`` values, in index order; empty: every platform of ``base``.
         base: the base image (any source :func:`pyoci.sources.open_source` reads: a layout, an
-            archive, a registry or static tree image); None: scratch.
+            archive, a registry or static tree image); None or ``"scratch"`` (as a Dockerfile's
+            ``FROM scratch``): no base.
         add: ``SRC:DEST`` values or ``(SRC, DEST)`` pairs; together they make one layer.
         layers: tar files (plain, gzip or zstd) added as layers, before the ``add`` layer.
         entrypoint: ``Entrypoint`` (empty: removed); None keeps the base's.
@@ -498,6 +501,8 @@ def build(
     if isinstance(dest, StaticReference):
         dest.repo()
     requested = tuple(p if isinstance(p, Platform) else Platform.parse(p) for p in platforms)
+    if base == SCRATCH:
+        base = None
     if isinstance(dest, ArchiveReference) and len(requested) > 1:
         raise FormatError(f"{dest}: a docker-archive holds single-platform images; build one --platform per archive")
     for i, platform in enumerate(requested):
