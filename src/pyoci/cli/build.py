@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyoci.cli.options import emit_digest, layer_options, parse_key_value, registry_options
+from pyoci.cli.options import emit_digest, json_option, layer_options, parse_key_value, quiet_option, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.mediatype import LayerOptions
 from pyoci.targets.options import RegistryOptions
@@ -48,8 +48,8 @@ from pyoci.targets.options import RegistryOptions
 )
 @registry_options
 @layer_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@quiet_option
+@json_option
 def build_command(
     destination: str,
     platforms: tuple[str, ...],

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options
+from pyoci.cli.options import emit_json, json_option, layer_options, quiet_option
 from pyoci.cli.progress import make_progress
 from pyoci.mediatype import LayerOptions
 
@@ -44,8 +44,8 @@ def _convert_json(result: ConvertResult) -> dict[str, Any]:
     "must agree with the config. Goes into the index.json entry; the config is kept byte for byte.",
 )
 @layer_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@quiet_option
+@json_option
 def convert_command(
     source: str,
     destination: str,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pyoci.cli.options import emit_json, layer_options, parse_key_value, registry_options
+from pyoci.cli.options import emit_json, json_option, layer_options, parse_key_value, quiet_option, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.mediatype import LayerOptions
 from pyoci.targets.options import RegistryOptions
@@ -28,8 +28,8 @@ from pyoci.targets.options import RegistryOptions
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Image index annotation.")
 @layer_options
 @registry_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@quiet_option
+@json_option
 def merge_command(
     sources: tuple[str, ...],
     destination: str,
@@ -78,7 +78,7 @@ def merge_command(
 @click.command("inspect")
 @click.argument("source")
 @click.option("--raw", is_flag=True, help="Print the manifest or index bytes exactly (manifest.json for an archive).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@json_option
 @registry_options
 def inspect_command(source: str, raw: bool, as_json: bool, registry: RegistryOptions) -> None:
     """Summarise an image: in a layout, a docker-archive, a registry or a static tree.
@@ -132,7 +132,7 @@ def untag_command(reference: str) -> None:
     help="Static trees and registries: keep the N newest tags of each repository (by the image's created).",
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@json_option
 @registry_options
 def gc_command(
     target: str, keep: tuple[str, ...], keep_last: int | None, dry_run: bool, as_json: bool, registry: RegistryOptions

@@ -21,6 +21,12 @@ from pyoci.targets.options import DEFAULT_CHUNK_SIZE, DEFAULT_JOBS, MAX_RETRIES,
 _SIZE = re.compile(r"(\d{1,15})\s*([kmg]?)i?b?", re.IGNORECASE)
 
 
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+"""``-q``/``--quiet`` (parameter ``quiet``), as every command with progress bars takes it."""
+json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+"""``--json`` (parameter ``as_json``): the command's result as JSON on stdout."""
+
+
 def layer_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--compression``, ``--level``, ``--threads`` and ``--recompress``, passed on as ``options``."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyoci.cli.options import emit_digest, layer_options, registry_options
+from pyoci.cli.options import emit_digest, json_option, layer_options, quiet_option, registry_options
 from pyoci.cli.progress import make_progress
 from pyoci.mediatype import LayerOptions
 from pyoci.targets.options import RegistryOptions
@@ -17,8 +17,8 @@ from pyoci.targets.options import RegistryOptions
 @click.option("--mount-from", multiple=True, metavar="REPO", help="Repository to mount blobs from (repeatable).")
 @click.option("--digestfile", type=click.Path(dir_okay=False), help="Write the pushed digest to this file.")
 @layer_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable result.")
+@quiet_option
+@json_option
 def push_command(
     source: str,
     destinations: tuple[str, ...],
