@@ -135,22 +135,15 @@ def main() -> None:
             counts = " | ".join(str(out.get(k, "")) for k in ("uploaded", "copied", "skipped", "deleted"))
             print(f"| {step} | {jobs} | {elapsed:.2f} | {counts} | {sent:.1f} |", flush=True)
 
+        def sync(source: Path, jobs: int) -> tuple[float, dict[str, object]]:
+            """``pyoci sync`` of ``source`` into the bucket of ``jobs`` (one bucket per --jobs value)."""
+            target = (f"static:{source}", f"s3://bench-{jobs}", "--endpoint-url", endpoint)
+            return pyoci("sync", "--json", "-q", "--jobs", str(jobs), *target)
+
         for jobs in args.jobs:
-            bucket = f"bench-{jobs}"
-            s3.create_bucket(Bucket=bucket)
-            sync = (
-                "sync",
-                "--json",
-                "-q",
-                "--jobs",
-                str(jobs),
-                f"static:{tree}",
-                f"s3://{bucket}",
-                "--endpoint-url",
-                endpoint,
-            )
-            row("first sync", jobs, *pyoci(*sync))
-            row("second sync (unchanged)", jobs, *pyoci(*sync))
+            s3.create_bucket(Bucket=f"bench-{jobs}")
+            row("first sync", jobs, *sync(tree, jobs))
+            row("second sync (unchanged)", jobs, *sync(tree, jobs))
         copy = work / "gc-tree"
         shutil.copytree(tree, copy, symlinks=True)
         elapsed, out = pyoci("gc", "--json", "--keep-last", str(args.keep_last), f"static:{copy}")
@@ -158,19 +151,7 @@ def main() -> None:
             f"\ngc --keep-last {args.keep_last}: {elapsed:.2f} s, {len(out['removed'])} files removed, "  # type: ignore[arg-type]
             f"{int(out['freed']) / 2**20:.1f} MiB freed"
         )  # type: ignore[call-overload]
-        jobs = args.jobs[-1]
-        sync = (
-            "sync",
-            "--json",
-            "-q",
-            "--jobs",
-            str(jobs),
-            f"static:{copy}",
-            f"s3://bench-{jobs}",
-            "--endpoint-url",
-            endpoint,
-        )
-        row("sync after gc", jobs, *pyoci(*sync))
+        row("sync after gc", args.jobs[-1], *sync(copy, args.jobs[-1]))
     finally:
         moto.terminate()
         moto.wait()
