@@ -64,10 +64,8 @@ from pyoci.layout.store import INDEX_FILE, ImageLayout
 from pyoci.manifest import Index, Manifest
 from pyoci.reference import (
     ImageName,
-    LayoutReference,
     Reference,
     StaticReference,
-    check_layout_tag,
     layout_directory,
     parse,
 )
@@ -107,7 +105,7 @@ def untag(reference: Reference | str) -> UntagResult:
     Blobs stay until :func:`gc`. Tags are index.json annotations (image-spec ``image-layout.md``).
 
     Args:
-        reference: ``oci:DIR:TAG``, or ``DIR:TAG`` (split at the last colon).
+        reference: ``oci:DIR:TAG``, or ``DIR:TAG`` (see :func:`pyoci.reference.layout_directory`).
 
     Returns:
         The entries removed.
@@ -117,13 +115,9 @@ def untag(reference: Reference | str) -> UntagResult:
         LayoutError: not a layout; TagError when the tag is absent.
     """
     ref = layout_directory(reference, "untag works on")
-    if ref.tag is None and isinstance(reference, str) and ref.path == reference:
-        path, sep, tag = reference.rpartition(":")
-        if sep and path and tag and "/" not in tag:
-            ref = LayoutReference(path, check_layout_tag(tag, f"reference {reference!r}"))
+    layout = ImageLayout.open(ref.path)  # first: "DIR:TAG" with no DIR is a missing layout, not a missing tag
     if ref.tag is None:
         raise FormatError(f"{ref}: name the tag to remove (LAYOUT:TAG)")
-    layout = ImageLayout.open(ref.path)
     removed: list[Descriptor] = []
     tag = ref.tag
 
