@@ -33,10 +33,10 @@ from pyoci.layout.store import ImageLayout
 from pyoci.mediatype import LayerOptions
 from pyoci.progress import Progress
 from pyoci.reference import ArchiveReference, ImageName, LayoutReference, Reference, StaticReference, expect, parse
-from pyoci.targets import Source, tls
+from pyoci.targets import Source
 from pyoci.targets.layout import LayoutSource
 from pyoci.targets.options import RegistryOptions
-from pyoci.targets.session import Destinations
+from pyoci.targets.session import Destinations, registry_client
 from pyoci.targets.static_source import StaticSource
 
 LOCAL_SOURCES = ("oci", "oci-archive", "docker-archive")
@@ -106,17 +106,13 @@ def open_source(
     """
     ref = expect(parse(reference), transports, what)
     if isinstance(ref, ImageName):
-        verify = (session.options if session is not None else registry or RegistryOptions()).tls_verify
-        tls.prefetch(verify)  # the CAs load while the HTTP client is imported
-        from pyoci.targets.client import (
-            RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
-        )
-        from pyoci.targets.registry import RegistrySource
+        with contextlib.ExitStack() as stack:
+            if session is not None:
+                client = session.client(ref.domain)
+            else:
+                client = stack.enter_context(registry_client(ref.domain, registry or RegistryOptions()))
+            from pyoci.targets.registry import RegistrySource  # httpx, as the client: only for registries
 
-        if session is not None:
-            yield RegistrySource(session.client(ref.domain), ref)
-            return
-        with RegistryClient(ref.domain, registry) as client:
             yield RegistrySource(client, ref)
         return
     if isinstance(ref, StaticReference):

@@ -69,9 +69,9 @@ from pyoci.reference import (
     layout_directory,
     parse,
 )
-from pyoci.targets import tls
 from pyoci.targets.options import RegistryOptions
 from pyoci.targets.referrers import referrer_subject
+from pyoci.targets.session import registry_client
 from pyoci.targets.static import ManifestFile, StaticRepository, StaticTree
 
 BLOB = "blob"
@@ -644,13 +644,9 @@ def _gc_registry(
     if ref.tag is not None or ref.digest is not None:
         raise FormatError(f"{ref.uri}: gc works on a whole repository; drop the tag")
     name = f"docker://{ref.domain}/{ref.repository}"
-    tls.prefetch(options.tls_verify)  # the CAs load while the HTTP client is imported
-    from pyoci.targets.client import (
-        RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
-    )
-    from pyoci.targets.registry import RegistrySource
+    with registry_client(ref.domain, options) as client:
+        from pyoci.targets.registry import RegistrySource  # httpx, as the client: only for registries
 
-    with RegistryClient(ref.domain, options) as client:
         source = RegistrySource(client, ref)
         tags = sorted(source.tags())
         descriptors = {tag: source.fetch_manifest(tag)[0] for tag in tags}

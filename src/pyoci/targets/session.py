@@ -25,6 +25,18 @@ if TYPE_CHECKING:
     from pyoci.targets.client import RegistryClient
 
 
+def registry_client(domain: str, options: RegistryOptions) -> RegistryClient:
+    """A new client of the registry ``domain`` (a context manager that closes its connections).
+
+    The HTTP client (httpx) is imported here, on first use, so that commands that never reach a
+    registry never load it; the system CAs load on a thread meanwhile (:func:`pyoci.targets.tls.prefetch`).
+    """
+    tls.prefetch(options.tls_verify)
+    from pyoci.targets.client import RegistryClient
+
+    return RegistryClient(domain, options)
+
+
 class Destinations:
     """The open destinations of one command.
 
@@ -57,12 +69,8 @@ class Destinations:
 
     def client(self, domain: str) -> RegistryClient:
         """The client of the registry ``domain`` (opened on first use)."""
-        from pyoci.targets.client import (
-            RegistryClient,  # the registry client (httpx, TLS) is loaded only when a registry is used
-        )
-
         if domain not in self.clients:
-            self.clients[domain] = self._stack.enter_context(RegistryClient(domain, self.options))
+            self.clients[domain] = self._stack.enter_context(registry_client(domain, self.options))
         return self.clients[domain]
 
     def target(self, ref: Reference) -> tuple[str, Target]:
@@ -79,12 +87,10 @@ class Destinations:
                 self.trees[root] = self._stack.enter_context(tree_writer(root))
             return f"static:{root}", self.trees[root].target(ref.repo())
         if isinstance(ref, ImageName):
-            tls.prefetch(self.options.tls_verify)  # the CAs load while the HTTP client is imported
-            from pyoci.targets.registry import (
-                RegistryTarget,  # the registry client (httpx, TLS) is loaded only when a registry is used
-            )
+            client = self.client(ref.domain)
+            from pyoci.targets.registry import RegistryTarget  # httpx, as the client: only for registries
 
-            return f"docker://{ref.domain}", RegistryTarget(self.client(ref.domain), ref.repository)
+            return f"docker://{ref.domain}", RegistryTarget(client, ref.repository)
         if isinstance(ref, LayoutReference) and not ref.archive:
             root = Path(ref.path).absolute()
             if root not in self.layouts:
