@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import FIXTURES, run_pyoci
@@ -369,3 +370,32 @@ def test_negative_threads() -> None:
 
     with pytest.raises(FormatError, match="--threads -3"):
         LayerOptions(threads=-3)
+
+
+@pytest.mark.parametrize("archive", ["hello-amd64.tar", "hello-amd64.tar.gz", "hello-amd64.tar.zst"])
+def test_a_read_error_is_not_called_corrupt_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archive: str) -> None:
+    import io
+
+    from pyoci.archive import source
+
+    class Failing(io.RawIOBase):
+        """The archive file, whose reads fail with EIO (a bad disk) after its first 2,000 bytes."""
+
+        def __init__(self, path: Path) -> None:
+            self.data, self.at = path.read_bytes(), 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.at >= 2000:
+                raise OSError(5, os.strerror(5))
+            n = min(len(buffer), 2000 - self.at)
+            buffer[:n] = self.data[self.at : self.at + n]
+            self.at += n
+            return n
+
+    monkeypatch.setattr(source, "open", lambda path, mode, buffering: Failing(path), raising=False)
+    with pytest.raises(ArchiveError, match=rf"^{FIXTURES / archive}: cannot read: Input/output error$"):
+        convert(str(FIXTURES / archive), f"oci:{tmp_path / 'out'}")
+    assert not (tmp_path / "out").exists()

@@ -204,7 +204,8 @@ def open_reader(compression: Compression, source: Readable) -> Readable:
 
     gzip streams of several members (as pigz and pyoci write) and zstd streams of several frames
     are read whole. Errors in the compressed data surface as exceptions from ``read`` (those of
-    :data:`DECODE_ERRORS`); callers turn them into :class:`~pyoci.errors.ArchiveError`.
+    :data:`DECODE_ERRORS`, told from the disk's by :func:`io_error`); callers turn them into
+    :class:`~pyoci.errors.ArchiveError`.
     """
     if compression is Compression.GZIP:
         # igzip's plain reader, not its threaded one: a reader thread left blocked by a caller that
@@ -229,3 +230,13 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 ``IsalError`` for an invalid deflate block, ``OSError`` for a bad gzip header or CRC, ``OverflowError``
 for a gzip header longer than ISA-L's 512 KiB buffer, ``EOFError`` for a truncated stream, ``ZstdError``
 for zstd."""
+
+
+def io_error(exc: BaseException) -> OSError | None:
+    """``exc`` when it is an ``OSError`` with an ``errno`` (``EIO``, ``ENOSPC``): the disk's or a file's.
+
+    Such an error is raised from the same reads as :data:`DECODE_ERRORS` (of which ``OSError`` is one,
+    for a bad gzip header or CRC, with no ``errno``), but it is not the data's: callers report it as
+    such, never as corrupt data. None: ``exc`` is not one.
+    """
+    return exc if isinstance(exc, OSError) and exc.errno is not None else None

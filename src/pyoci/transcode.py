@@ -119,7 +119,7 @@ def feed_layer(
             with contextlib.suppress(Exception):
                 writer.close()
         sink.abort()
-        if isinstance(exc, compression.DECODE_ERRORS):
+        if isinstance(exc, compression.DECODE_ERRORS) and compression.io_error(exc) is None:
             if input_compression is Compression.NONE:
                 raise ArchiveError(f"{where}: cannot read layer data: {exc}") from exc
             raise ArchiveError(f"{where}: corrupt {input_compression.value} layer data: {exc}") from exc

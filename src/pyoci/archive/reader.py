@@ -369,6 +369,8 @@ def scan(
             for completion in archive.in_flight:
                 completion.result()
         except compression.DECODE_ERRORS as exc:
+            if (failed := compression.io_error(exc)) is not None:
+                raise ArchiveError(f"{name}: cannot read: {failed.strerror}") from exc
             raise ArchiveError(f"{name}: truncated or corrupt compressed archive: {exc}") from exc
         yield archive
     finally:

@@ -271,6 +271,8 @@ class _Verifier:
         except (LayoutError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
         except compression.DECODE_ERRORS as exc:
+            if compression.io_error(exc) is not None:
+                raise
             self.problem(f"{where}: corrupt {declared.value} data: {exc}")
         return None
 

@@ -150,8 +150,8 @@ class DockerArchiveTarget:
                 while stored.read(_CHUNK):  # the verifying reader checks the stored blob at its end
                     pass
         except compression.DECODE_ERRORS as exc:
-            if isinstance(exc, OSError) and exc.errno is not None:  # the source file, not its data
-                raise LayoutError(f"{source.name}: layer {descriptor.digest}: cannot read: {exc.strerror}") from exc
+            if (failed := compression.io_error(exc)) is not None:  # the source file's read, not its data
+                raise LayoutError(f"{source.name}: layer {descriptor.digest}: cannot read: {failed.strerror}") from exc
             message = f"{source.name}: layer {descriptor.digest}: corrupt {declared.value} data: {exc}"
             raise FormatError(message) from exc
         finally:
