@@ -271,9 +271,10 @@ class _Verifier:
         except (LayoutError, DigestMismatchError) as exc:
             self.problem(f"{where}: {exc}")
         except compression.DECODE_ERRORS as exc:
-            if compression.io_error(exc) is not None:
-                raise
-            self.problem(f"{where}: corrupt {declared.value} data: {exc}")
+            if (failed := compression.io_error(exc)) is not None:
+                self.problem(f"{where}: cannot read: {failed.strerror}")
+            else:
+                self.problem(f"{where}: corrupt {declared.value} data: {exc}")
         return None
 
 
