@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, SCHEMAS, need_shared, run_pyoci
-from support.layouts import blob, blob_path, document, read_json
+from support.layouts import blob, blob_path, document, entry, read_json
 
 from pyoci import Compression, LayerOptions, LayoutError, convert, verify
 from pyoci.errors import TagError
@@ -37,6 +37,25 @@ def test_missing_layer_blob(layout: Path) -> None:
     report = verify(layout)
     assert len(report.problems) == 1
     assert f"blob {layer} is missing" in report.problems[0]
+
+
+def test_a_layer_that_cannot_be_read_is_a_problem(layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyoci.streams import VerifyingReader
+
+    layer = document(layout)["layers"][0]["digest"]
+    read = VerifyingReader.read
+
+    def failing(self: VerifyingReader, size: int = -1) -> bytes:
+        if str(self._expected) == layer:
+            raise OSError(5, "Input/output error")
+        return read(self, size)
+
+    monkeypatch.setattr(VerifyingReader, "read", failing)
+    report = verify(layout)
+    manifest = entry(layout, "1.0")["digest"]
+    assert report.problems == [
+        f"index.json (1.0) -> manifest {manifest} -> layer 0 {layer}: cannot read: Input/output error"
+    ]
 
 
 def test_corrupt_layer_and_config(layout: Path) -> None:
